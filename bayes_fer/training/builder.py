@@ -1,0 +1,55 @@
+"""Build the network, the VICH model and the guide for a training configuration."""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from bayes_fer.models import PosterNet, create_model, load_checkpoint
+from bayes_fer.models.convert import is_reference_format, poster_checkpoint_filter_fn, unwrap_state_dict
+from bayes_fer.training.config import TrainConfig
+from bayes_fer.vich import VICHModel
+from guides import AmortizedGuide, create_guide
+
+
+def build_network(config: TrainConfig, num_classes: int, *, load_weights: bool = True) -> PosterNet:
+    """The network of ``config``; published sub-checkpoints and ``init_from`` loaded if asked."""
+    freeze = config.freeze_landmarks
+    if freeze is None:
+        freeze = config.landmarks is not None  # frozen random landmark features would carry nothing
+    net = create_model(
+        config.model,
+        num_classes,
+        ir50=config.ir50 if load_weights else None,
+        landmarks=config.landmarks if load_weights else None,
+        layer_embedding=config.layer_embedding,
+        freeze_landmarks=freeze,
+    )
+    if load_weights and config.init_from:
+        raw = torch.load(config.init_from, map_location="cpu", weights_only=True)
+        sd = unwrap_state_dict(raw)
+        if is_reference_format(sd):
+            sd = poster_checkpoint_filter_fn(sd, variational=net.config.variational)
+        if config.reset_head:
+            sd = {k: v for k, v in sd.items() if not k.startswith("head.")}
+        missing = load_checkpoint(net, sd, strict=False)
+        if missing:
+            print(f"init-from {config.init_from}: {len(missing)} tensors start afresh: {', '.join(missing[:8])}")
+    return net
+
+
+def build_vich(config: TrainConfig, net: PosterNet) -> tuple[VICHModel, AmortizedGuide]:
+    """The Pyro model and guide, sharing one KL weight."""
+    if not net.config.variational and config.guide != "delta":
+        raise ValueError(
+            f"model {config.model!r} has a deterministic head; train it with --guide delta "
+            f"(got --guide {config.guide})"
+        )
+    model = VICHModel(net.num_classes, config.prior_scale, config.kl_weight)
+    guide = create_guide(config.guide, net.num_classes, net.config.embed_dim, rank=config.rank, kl_weight=config.kl_weight)
+    return model, guide
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in d.items() if k in fields})

@@ -1,0 +1,323 @@
+"""SVI training of a POSTER network with the VICH head: the ELBO as a differentiable loss."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import pyro
+import torch
+from pyro.infer import TraceMeanField_ELBO
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+from tqdm.auto import tqdm
+
+from bayes_fer import checkpoint as ckpt_io
+from bayes_fer.models import PosterNet
+from bayes_fer.training.builder import build_network, build_vich
+from bayes_fer.training.config import TrainConfig, preset
+from bayes_fer.training.state import get_rng_state, set_rng_state
+from bayes_fer.vich import HeadOutput, VICHModel
+from guides import AmortizedGuide
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name} was asked for but CUDA is not available; use --device cpu or auto")
+    return device
+
+
+def head_output(net: PosterNet, images: torch.Tensor, bf16: bool = False, features_fn=None) -> HeadOutput:
+    """Run the network once: features under optional bf16 autocast, the head in fp32."""
+    fn = features_fn or net.forward_features
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16 and images.is_cuda):
+        features = fn(images)
+    features = features.float()
+    loc, log_var = net.head(features)
+    return HeadOutput(loc, log_var, features)
+
+
+def elbo_loss(
+    model: VICHModel,
+    guide: AmortizedGuide,
+    out: HeadOutput,
+    batch: dict,
+    dataset_size: int,
+    elbo: TraceMeanField_ELBO | None = None,
+) -> torch.Tensor:
+    """Negative ELBO per datum: mean over the batch of CE(sampled z) + beta * KL.
+
+    The plate scales the minibatch's log-densities by N / B, so dividing by N gives the
+    per-datum value whatever the batch size.
+    """
+    elbo = elbo or TraceMeanField_ELBO()
+    args = (out, batch["label"], batch.get("target"), batch["index"], dataset_size)
+    return elbo.differentiable_loss(model, guide, *args) / dataset_size
+
+
+@torch.no_grad()
+def evaluate(net: PosterNet, guide: AmortizedGuide, loader: DataLoader, device: torch.device, desc: str = "eval") -> dict:
+    """Accuracy by the paper's rule (argmax of the intensity mean), NLL and ECE of softmax(mean)."""
+    net.eval()
+    probs, labels = [], []
+    for batch in tqdm(loader, desc=desc, leave=False, unit="batch"):
+        out = head_output(net, batch["image"].to(device, non_blocking=True))
+        probs.append(guide.mean(out).float().softmax(-1).cpu())
+        labels.append(batch["label"])
+    p, y = torch.cat(probs), torch.cat(labels)
+    return {
+        "accuracy": (p.argmax(-1) == y).float().mean().item(),
+        "nll": -p.clamp_min(1e-12).log().gather(1, y[:, None]).mean().item(),
+        "ece": expected_calibration_error(p, y),
+    }
+
+
+def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
+    from evaluation.calibration_error import ece
+
+    return float(ece(probs.double().numpy(), labels.numpy(), num_bins=bins))
+
+
+class Trainer:
+    """Owns one run: data, network, model, guide, optimizer, schedules, logs and checkpoints."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False) -> None:
+        self.config = config
+        self.out = Path(config.out)
+        self.device = resolve_device(config.device)
+        from bayes_fer.data import load_dataset  # noqa: PLC0415 - keeps model-only imports light
+
+        kw = dict(root=config.data_root, image_size=config.image_size, label_mode=config.label_mode, seed=config.seed)
+        self.train_set = load_dataset(config.dataset, split="train", size=config.train_size, **kw)
+        self.valid_set = load_dataset(config.dataset, split="valid" if _has_split(config, "valid") else "test", size=config.valid_size, **kw)
+        self.class_names = tuple(self.train_set.class_names)
+        self.net = build_network(config, len(self.class_names), load_weights=not resume).to(self.device)
+        self.model, self.guide = build_vich(config, self.net)
+        self.model.to(self.device)
+        self.guide.to(self.device)
+        params = [p for p in list(self.net.parameters()) + list(self.guide.parameters()) if p.requires_grad]
+        self.params = params
+        fused = self.device.type == "cuda"
+        self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None)
+        self.warmup = torch.optim.lr_scheduler.LinearLR(self.optimizer, 0.01, 1.0, total_iters=max(1, config.warmup_steps))
+        self.decay = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, config.lr_gamma)
+        self.features_fn = torch.compile(self.net.forward_features) if config.compile else None
+        self.elbo = TraceMeanField_ELBO()
+        self.epoch, self.step, self.best = 0, 0, -math.inf
+        if resume:
+            self._load(self.out / "last.pt")
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {
+            "format": ckpt_io.FORMAT,
+            "model": self.net.state_dict(),
+            "guide": self.guide.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "warmup": self.warmup.state_dict(),
+            "decay": self.decay.state_dict(),
+            "rng": get_rng_state(),
+            "config": dataclasses.asdict(self.config),
+            "model_config": _plain(dataclasses.asdict(self.net.config)),
+            "class_names": list(self.class_names),
+            "data": {"dataset": self.config.dataset, "label_mode": self.config.label_mode, "image_size": self.config.image_size},
+            "epoch": self.epoch,
+            "step": self.step,
+            "best_metric": self.best,
+            "best_metric_name": "valid/accuracy",
+        }
+
+    def _load(self, path: Path) -> None:
+        state = ckpt_io.load(path, map_location=self.device)
+        if list(state["class_names"]) != list(self.class_names):
+            raise ValueError(f"{path} was trained for classes {state['class_names']}, this data has {list(self.class_names)}")
+        self.net.load_state_dict(state["model"])
+        self.guide.load_state_dict(state["guide"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.warmup.load_state_dict(state["warmup"])
+        self.decay.load_state_dict(state["decay"])
+        set_rng_state(state["rng"])
+        self.epoch, self.step, self.best = state["epoch"], state["step"], state["best_metric"]
+        print(f"resumed from {path}: epoch {self.epoch}, step {self.step}, best valid accuracy {self.best:.4f}")
+
+    # -- training ----------------------------------------------------------------------------
+    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
+        sampler = None
+        if train:
+            # Seeded per epoch, so a resumed run draws the same order as an uninterrupted one.
+            g = torch.Generator().manual_seed(self.config.seed * 100_003 + self.epoch)
+            sampler = RandomSampler(dataset, generator=g)
+        bs = self.config.batch_size if train else max(self.config.batch_size, 128)
+        return DataLoader(
+            dataset,
+            batch_size=bs,
+            sampler=sampler,
+            num_workers=self.config.workers,
+            persistent_workers=False,
+            pin_memory=self.device.type == "cuda",
+            drop_last=train and len(dataset) > bs,
+            generator=torch.Generator().manual_seed(self.config.seed + self.epoch),
+        )
+
+    def _loss(self, batch: dict) -> torch.Tensor:
+        out = head_output(self.net, batch["image"], self.config.bf16, self.features_fn)
+        return elbo_loss(self.model, self.guide, out, batch, len(self.train_set), self.elbo)
+
+    def _train_step(self, batch: dict) -> float:
+        loss = self._loss(batch)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss is {loss.item()} at epoch {self.epoch + 1}, step {self.step}; the last good checkpoint "
+                f"{self.out / 'last.pt'} is kept. Try a lower --lr or a larger --kl-weight/--prior-scale."
+            )
+        loss.backward()
+        if self.config.sam_rho > 0:
+            self._sam_second_pass(batch)
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.warmup.step()
+        return loss.item()
+
+    def _sam_second_pass(self, batch: dict) -> None:
+        """Sharpness-aware minimisation: take the gradient at the worst point within rho."""
+        grads = [p.grad for p in self.params if p.grad is not None]
+        norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])) + 1e-12
+        shifts = []
+        with torch.no_grad():
+            for p in self.params:
+                e = p.grad * (self.config.sam_rho / norm) if p.grad is not None else None
+                if e is not None:
+                    p.add_(e)
+                shifts.append(e)
+        self.optimizer.zero_grad(set_to_none=True)
+        self._loss(batch).backward()
+        with torch.no_grad():
+            for p, e in zip(self.params, shifts):
+                if e is not None:
+                    p.sub_(e)
+
+    def fit(self) -> dict:
+        cfg = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        logger = MetricsLogger(self.out)
+        start = time.monotonic()
+        valid_loader = self._loader(self.valid_set, train=False)
+        while self.epoch < cfg.epochs:
+            self.net.train()
+            loader = self._loader(self.train_set, train=True)
+            bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
+            total, seen, t0 = 0.0, 0, time.monotonic()
+            out_of_time = False
+            for batch in bar:
+                batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+                loss = self._train_step(batch)
+                self.step += 1
+                n = batch["image"].shape[0]
+                total, seen = total + loss * n, seen + n
+                bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{seen / (time.monotonic() - t0):.0f}")
+                if cfg.max_minutes and time.monotonic() - start > 60 * cfg.max_minutes:
+                    out_of_time = True
+                    break
+            train_time = time.monotonic() - t0
+            self.decay.step()
+            self.epoch += 1
+            metrics = {f"valid/{k}": v for k, v in evaluate(self.net, self.guide, valid_loader, self.device).items()}
+            metrics.update({"epoch": self.epoch, "step": self.step, "train/loss": total / max(seen, 1),
+                            "train/images_per_s": seen / max(train_time, 1e-9), "lr": self.optimizer.param_groups[0]["lr"]})
+            if metrics["valid/accuracy"] > self.best:
+                self.best = metrics["valid/accuracy"]
+                ckpt_io.save_atomic(self._state(), self.out / "best.pt")
+            ckpt_io.save_atomic(self._state(), self.out / "last.pt")
+            logger.log(metrics)
+            print(
+                f"epoch {self.epoch}/{cfg.epochs}  loss {metrics['train/loss']:.4f}  "
+                f"valid acc {metrics['valid/accuracy']:.4f}  nll {metrics['valid/nll']:.4f}  "
+                f"ece {metrics['valid/ece']:.4f}  {metrics['train/images_per_s']:.0f} img/s"
+            )
+            if out_of_time:
+                print(f"stopping: the --max-minutes budget of {cfg.max_minutes} minutes is spent")
+                break
+        logger.close()
+        return self.test()
+
+    def test(self) -> dict:
+        """Evaluate the best checkpoint on the held-out test split and write ``final.json``."""
+        state = ckpt_io.load(self.out / "best.pt", map_location=self.device)
+        self.net.load_state_dict(state["model"])
+        self.guide.load_state_dict(state["guide"])
+        kw = dict(root=self.config.data_root, image_size=self.config.image_size, label_mode=self.config.label_mode, seed=self.config.seed)
+        test_set = _load_test(self.config, kw)
+        metrics = {f"test/{k}": v for k, v in evaluate(self.net, self.guide, self._loader(test_set, False), self.device, "test").items()}
+        metrics.update({"best_epoch": state["epoch"], "valid/accuracy": state["best_metric"], "test/size": len(test_set)})
+        (self.out / "final.json").write_text(json.dumps(metrics, indent=2))
+        print(
+            f"test ({len(test_set)} faces, best epoch {state['epoch']}): accuracy {metrics['test/accuracy']:.4f}  "
+            f"NLL {metrics['test/nll']:.4f}  ECE {metrics['test/ece']:.4f}"
+        )
+        return metrics
+
+
+class MetricsLogger:
+    """Per-epoch metrics as CSV and JSON lines, and TensorBoard when it is installed."""
+
+    def __init__(self, out: Path) -> None:
+        self.csv_path, self.jsonl = out / "metrics.csv", out / "metrics.jsonl"
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(out / "tensorboard"))
+        except Exception:  # noqa: BLE001 - TensorBoard is optional
+            self.tb = None
+
+    def log(self, metrics: dict) -> None:
+        with self.jsonl.open("a") as f:
+            f.write(json.dumps(metrics) + "\n")
+        new = not self.csv_path.exists()
+        with self.csv_path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(metrics))
+            if new:
+                writer.writeheader()
+            writer.writerow(metrics)
+        if self.tb is not None:
+            for k, v in metrics.items():
+                if k not in ("epoch", "step"):
+                    self.tb.add_scalar(k, v, metrics["epoch"])
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _has_split(config: TrainConfig, split: str) -> bool:
+    return config.dataset not in ("rafdb", "affectnet7", "affectnet8", "fer2013")
+
+
+def _load_test(config: TrainConfig, kw: dict):
+    from bayes_fer.data import load_dataset
+
+    return load_dataset(config.dataset, split="test", size=config.valid_size, **kw)
+
+
+def _plain(d: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items() if k != "extra"}
+
+
+def train(config: TrainConfig, resume: bool = False) -> dict:
+    """Run (or resume) training and return the test metrics of the best checkpoint."""
+    pyro.set_rng_seed(config.seed)
+    return Trainer(config, resume=resume).fit()
+
+
+__all__ = ["Trainer", "TrainingDiverged", "elbo_loss", "evaluate", "head_output", "preset", "train"]

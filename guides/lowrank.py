@@ -1,0 +1,56 @@
+"""Low-rank multivariate Normal guide: correlated intensities (fear with surprise, ...)."""
+from __future__ import annotations
+
+import pyro.distributions as dist
+import torch
+from pyro.nn import PyroModule
+from torch import nn
+from torch.distributions import Independent, LowRankMultivariateNormal, Normal, kl
+
+from bayes_fer.vich import HeadOutput
+from guides.base import AmortizedGuide, bounded_scale
+
+
+class LowRankGuide(AmortizedGuide):
+    """q(z | x) = N(mu(x), W(x) W(x)^T + diag(sigma(x)^2)) with W of rank r.
+
+    The diagonal and the mean come from the network's VICH head; W comes from a linear map of
+    the network's features, initialised at zero so training starts from the mean-field guide.
+
+    Args:
+        num_classes: K.
+        feature_dim: width of the features the network's head reads.
+        rank: r, the rank of the covariance factor.
+        kl_weight: beta.
+    """
+
+    def __init__(self, num_classes: int, feature_dim: int, rank: int = 2, kl_weight: float = 1.0) -> None:
+        super().__init__(num_classes, kl_weight)
+        if not 1 <= rank <= num_classes:
+            raise ValueError(f"rank must be between 1 and K={num_classes}, got {rank}")
+        self.rank = rank
+        self.factor = PyroModule[nn.Linear](feature_dim, num_classes * rank)
+        nn.init.zeros_(self.factor.weight)
+        nn.init.zeros_(self.factor.bias)
+
+    def cov_factor(self, out: HeadOutput) -> torch.Tensor:
+        if out.features is None:
+            raise ValueError("LowRankGuide needs the network's features (HeadOutput.features)")
+        return self.factor(out.features).view(-1, self.num_classes, self.rank)  # (B, K, r)
+
+    def posterior(self, out: HeadOutput) -> dist.TorchDistribution:
+        cov_diag = bounded_scale(self._require_log_var(out)).square()
+        return dist.LowRankMultivariateNormal(out.loc, self.cov_factor(out), cov_diag)
+
+
+@kl.register_kl(LowRankMultivariateNormal, Independent)
+def _kl_lowrank_diagonal_normal(q: LowRankMultivariateNormal, p: Independent) -> torch.Tensor:
+    """KL(N(mu, W W^T + D) || N(m, diag(s^2))) in closed form, so the ELBO need not sample it."""
+    if not (isinstance(p.base_dist, Normal) and p.reinterpreted_batch_ndims == 1):
+        raise NotImplementedError
+    m, s2 = p.base_dist.loc, p.base_dist.scale.square()
+    K = q.loc.shape[-1]
+    trace = ((q.cov_diag + q.cov_factor.square().sum(-1)) / s2).sum(-1)
+    mahalanobis = ((q.loc - m).square() / s2).sum(-1)
+    logdet_q = 2 * torch.linalg.cholesky(q.covariance_matrix).diagonal(dim1=-2, dim2=-1).log().sum(-1)
+    return 0.5 * (trace + mahalanobis - K + s2.log().sum(-1) - logdet_q)
