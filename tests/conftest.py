@@ -48,3 +48,16 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def _two_threads():
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def synthetic_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """best.pt of tiny synthetic runs of the training script, one per guide."""
+    from tests.checkpoints import run_train
+
+    out = {}
+    for guide in ("normal", "delta", "lowrank"):
+        folder = tmp_path_factory.mktemp(f"run-{guide}")
+        run_train(folder, "--guide", guide)
+        out[guide] = folder / "best.pt"
+    return out

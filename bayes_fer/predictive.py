@@ -1,0 +1,361 @@
+"""Posterior-predictive queries: what a face expresses, how mixed, how sure.
+
+    >>> from bayes_fer.predictive import Predictor
+    >>> predictor = Predictor.from_checkpoint("runs/synthetic-poster_var_tiny/best.pt")
+    >>> result = predictor(["face.png"], num_samples=200)
+    >>> result.class_names[result.prediction[0]], result.probs[0], result.scale[0]
+
+The network runs once per image; Monte-Carlo draws of the latent intensities come from the
+guide through ``pyro.infer.Predictive``, vectorized over draws, so S = 1000 costs about
+what S = 1 does.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from pyro.infer import Predictive
+
+from bayes_fer import checkpoint as ckpt_io
+from bayes_fer.data.transforms import eval_transform
+from bayes_fer.models import PosterNet, create_model
+from bayes_fer.models.convert import is_reference_format, unwrap_state_dict
+from bayes_fer.training.builder import build_network, build_vich, config_from_dict
+from bayes_fer.training.loop import head_output, resolve_device
+from bayes_fer.vich import LATENT, PROBS, HeadOutput, VICHModel
+from guides import AmortizedGuide, DeltaGuide, LowRankGuide, NormalGuide
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+MAX_PIXELS = 64_000_000  # larger images are refused by name rather than exhausting memory
+
+# Compound readouts name the second expression as an adverb: "happily surprised".
+ADJECTIVES = {"neutral": "neutral", "happiness": "happy", "sadness": "sad", "surprise": "surprised", "fear": "fearful",
+              "disgust": "disgusted", "anger": "angry", "contempt": "contemptuous"}
+ADVERBS = {"neutral": "neutrally", "happiness": "happily", "sadness": "sadly", "surprise": "surprisedly",
+           "fear": "fearfully", "disgust": "disgustedly", "anger": "angrily", "contempt": "contemptuously"}
+
+
+class ImageInputError(ValueError):
+    """An input could not be read as an image; the message names it."""
+
+
+@dataclass
+class PredictionResult:
+    """Posterior-predictive summary of a batch of B faces over K classes (all tensors on CPU).
+
+    Attributes:
+        class_names: the K class names, in column order.
+        probs: (B, K) Monte-Carlo posterior-predictive class probabilities E_q[softmax(z)].
+        loc: (B, K) posterior means of the latent intensities.
+        scale: (B, K) posterior standard deviations (zeros for deterministic heads).
+        prediction: (B,) argmax of ``loc``, the paper's rule.
+        entropy: (B,) entropy of ``probs`` (nats): total uncertainty.
+        mutual_information: (B,) entropy minus the mean entropy of the draws: the model's own
+            (epistemic) share; zero for deterministic heads.
+        cov_factor: (B, K, r) low-rank covariance factor, for the low-rank guide.
+        samples: (S, B, K) class probabilities per draw, when asked for.
+        stochastic: False when the head or guide has no spread.
+        compound_margin: the probability margin within which the readout names two classes.
+        sources: the input each row came from (path, or index), and a face box when detected.
+    """
+
+    class_names: list[str]
+    probs: torch.Tensor
+    loc: torch.Tensor
+    scale: torch.Tensor
+    prediction: torch.Tensor
+    entropy: torch.Tensor
+    mutual_information: torch.Tensor
+    cov_factor: torch.Tensor | None = None
+    samples: torch.Tensor | None = None
+    stochastic: bool = True
+    compound_margin: float = 0.15
+    sources: list[dict] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return self.probs.shape[0]
+
+    def topk(self, k: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+        """(values, indices), each (B, k), of the highest posterior-predictive probabilities."""
+        return self.probs.topk(min(k, self.probs.shape[1]), dim=1)
+
+    def compound(self) -> list[str]:
+        """Per face, "happily surprised" when the runner-up is within the margin, else "surprised"."""
+        values, idx = self.topk(2)
+        out = []
+        for (p1, p2), (i1, i2) in zip(values.tolist(), idx.tolist()):
+            first, second = self.class_names[i1], self.class_names[i2]
+            adj = ADJECTIVES.get(first, first)
+            out.append(f"{ADVERBS.get(second, second)} {adj}" if p1 - p2 <= self.compound_margin else adj)
+        return out
+
+    def to_records(self) -> list[dict]:
+        """One flat dict per face, for CSV: source, prediction, readout and per-class columns."""
+        readouts = self.compound()
+        records = []
+        for i in range(len(self)):
+            rec = dict(self.sources[i]) if i < len(self.sources) else {"index": i}
+            rec.update(prediction=self.class_names[int(self.prediction[i])], readout=readouts[i],
+                       entropy=float(self.entropy[i]), mutual_information=float(self.mutual_information[i]),
+                       spread="zero (deterministic head)" if not self.stochastic else "posterior")
+            for k, name in enumerate(self.class_names):
+                rec[f"prob/{name}"] = float(self.probs[i, k])
+                rec[f"loc/{name}"] = float(self.loc[i, k])
+                rec[f"scale/{name}"] = float(self.scale[i, k])
+            records.append(rec)
+        return records
+
+    def to_dict(self) -> dict:
+        """JSON-ready nested lists."""
+        d = {
+            "class_names": list(self.class_names),
+            "stochastic": self.stochastic,
+            "faces": self.to_records(),
+        }
+        if self.samples is not None:
+            d["samples"] = self.samples.tolist()
+        if self.cov_factor is not None:
+            d["cov_factor"] = self.cov_factor.tolist()
+        return d
+
+
+def _entropy(p: torch.Tensor) -> torch.Tensor:
+    return -(p * p.clamp_min(1e-30).log()).sum(-1)
+
+
+class Predictor:
+    """A trained network with its guide, answering posterior-predictive queries.
+
+    Args:
+        net: the POSTER network.
+        guide: the amortized guide it was trained with.
+        class_names: the K class names.
+        image_size: side of the network input the data transforms produce.
+        device: where the network runs.
+        data_config: dataset name, label mode and image size of training.
+    """
+
+    def __init__(self, net: PosterNet, guide: AmortizedGuide, class_names: Sequence[str], image_size: int = 112,
+                 device: str | torch.device = "auto", data_config: dict | None = None) -> None:
+        if len(class_names) != net.num_classes:
+            raise ValueError(f"{len(class_names)} class names given for a {net.num_classes}-class network")
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.net = net.to(self.device).eval()
+        self.guide = guide.to(self.device).eval()
+        self.model = VICHModel(net.num_classes).to(self.device)
+        self.class_names = list(class_names)
+        self.image_size = image_size
+        self.eval_transform = eval_transform(image_size)
+        self.data_config = dict(data_config or {"dataset": None, "label_mode": "majority", "image_size": image_size})
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto", *, class_names: Sequence[str] | None = None,
+                        dataset: str | None = None) -> "Predictor":
+        """Load a ``svi_train.py`` checkpoint, or a reference POSTER-Var / POSTER++ checkpoint.
+
+        Reference checkpoints carry no class names: pass ``dataset`` (e.g. ``"rafdb"``) or
+        ``class_names``. POSTER-Var ones get the paper's mean-field guide; POSTER++ ones a
+        Delta guide (their spread is reported as zero).
+        """
+        raw = torch.load(path, map_location="cpu", weights_only=True) if Path(path).is_file() else None
+        if raw is None:
+            raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+        if isinstance(raw, dict) and raw.get("format") == ckpt_io.FORMAT:
+            config = config_from_dict(raw["config"])
+            net = build_network(config, len(raw["class_names"]), load_weights=False)
+            net.load_state_dict(raw["model"])
+            _, guide = build_vich(config, net)
+            guide.load_state_dict(raw["guide"])
+            return cls(net, guide, raw["class_names"], raw["data"]["image_size"], device, raw["data"])
+        sd = unwrap_state_dict(raw)
+        if not is_reference_format(sd):
+            raise ValueError(f"{path} is neither a bayes-fer checkpoint nor a POSTER++/POSTER-Var one")
+        names = _class_names_for(class_names, dataset, path)
+        variational = any(k.startswith("VIT.head_vae.") for k in sd)
+        net = create_model("poster_var" if variational else "poster_pp", len(names), checkpoint=sd)
+        guide = NormalGuide(len(names)) if variational else DeltaGuide(len(names))
+        return cls(net, guide, names, 112, device, {"dataset": dataset, "label_mode": "majority", "image_size": 112})
+
+    # -- inference ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_batch(self, images: torch.Tensor, num_samples: int = 100, return_samples: bool = False) -> PredictionResult:
+        """Query an already-normalized batch (B, 3, S, S), as the datasets yield it."""
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        out = head_output(self.net, images.to(self.device))
+        if out.log_var is None and not isinstance(self.guide, DeltaGuide):
+            raise ValueError("this network has a deterministic head; it needs a Delta guide")
+        predictive = Predictive(self.model, guide=self.guide, num_samples=num_samples, parallel=True,
+                                return_sites=[LATENT, PROBS])
+        draws = predictive(out)[PROBS].reshape(num_samples, out.batch_size, -1).float()  # (S, B, K)
+        probs = draws.mean(0)
+        entropy = _entropy(probs)
+        mi = (entropy - _entropy(draws).mean(0)).clamp_min(0.0) if self.guide.stochastic else torch.zeros_like(entropy)
+        loc = self.guide.mean(out)
+        cov = self.guide.cov_factor(out).cpu() if isinstance(self.guide, LowRankGuide) else None
+        return PredictionResult(
+            class_names=self.class_names, probs=probs.cpu(), loc=loc.cpu(), scale=self.guide.marginal_scale(out).cpu(),
+            prediction=loc.argmax(-1).cpu(), entropy=entropy.cpu(), mutual_information=mi.cpu(), cov_factor=cov,
+            samples=draws.cpu() if return_samples else None, stochastic=self.guide.stochastic,
+        )
+
+    def __call__(self, images, num_samples: int = 100, return_samples: bool = False, batch_size: int = 64) -> PredictionResult:
+        """Query raw images: a [0, 1] float tensor batch (B, 3, H, W) of any size, PIL images,
+        numpy arrays (H, W[, C]), file paths, or a folder (streamed in batches)."""
+        items = list(self._expand(images))
+        results = [self.predict_batch(batch, num_samples, return_samples) for batch, _ in self._batches(items, batch_size)]
+        merged = _concat(results)
+        merged.sources = [src for _, src in items]
+        return merged
+
+    def _expand(self, images) -> Iterator[tuple[object, dict]]:
+        if torch.is_tensor(images):
+            if images.ndim == 3:
+                images = images[None]
+            if images.ndim != 4 or images.shape[1] not in (1, 3, 4):
+                raise ImageInputError(f"expected a (B, C, H, W) tensor with C in 1, 3, 4, got {tuple(images.shape)}")
+            for i, img in enumerate(images):
+                yield img, {"index": i}
+            return
+        if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray)):
+            images = [images]
+        for i, img in enumerate(images):
+            if isinstance(img, (str, os.PathLike)) and Path(img).is_dir():
+                for p in iter_image_files(img):
+                    yield p, {"path": str(p)}
+            elif isinstance(img, (str, os.PathLike)):
+                yield Path(img), {"path": str(img)}
+            else:
+                yield img, {"index": i}
+
+    def _batches(self, items: Sequence[tuple[object, dict]], batch_size: int) -> Iterator[tuple[torch.Tensor, list[dict]]]:
+        for start in range(0, len(items), batch_size):
+            chunk = items[start:start + batch_size]
+            yield torch.stack([self.preprocess(img) for img, _ in chunk]), [src for _, src in chunk]
+
+    def preprocess(self, img) -> torch.Tensor:
+        """One image (path, PIL, numpy or [0, 1] tensor) to the normalized network input."""
+        if isinstance(img, (str, os.PathLike)):
+            img = open_image(img)
+        elif isinstance(img, np.ndarray):
+            img = _from_numpy(img)
+        elif torch.is_tensor(img) and img.is_floating_point() and (img.min() < 0 or img.max() > 1):
+            raise ImageInputError(f"float image tensors must hold values in [0, 1], got [{img.min():.3g}, {img.max():.3g}]")
+        return self.eval_transform(img)
+
+
+def _class_names_for(class_names, dataset, path) -> list[str]:
+    if class_names is not None:
+        return list(class_names)
+    if dataset is not None:
+        from bayes_fer.data.labels import LABEL_SPACES
+
+        return list(LABEL_SPACES[dataset])
+    raise ValueError(
+        f"{path} is a reference POSTER checkpoint without class names; pass dataset='rafdb' (or another "
+        "label space) or class_names=[...] in the order the checkpoint was trained with"
+    )
+
+
+def _concat(results: list[PredictionResult]) -> PredictionResult:
+    if not results:
+        raise ImageInputError("no images were given (an empty list or a folder without images)")
+    first = results[0]
+    cat = lambda name, dim=0: None if getattr(first, name) is None else torch.cat([getattr(r, name) for r in results], dim)  # noqa: E731
+    return PredictionResult(
+        class_names=first.class_names, probs=cat("probs"), loc=cat("loc"), scale=cat("scale"), prediction=cat("prediction"),
+        entropy=cat("entropy"), mutual_information=cat("mutual_information"), cov_factor=cat("cov_factor"),
+        samples=cat("samples", 1), stochastic=first.stochastic, compound_margin=first.compound_margin,
+    )
+
+
+def iter_image_files(folder: str | os.PathLike) -> Iterator[Path]:
+    """Image files under ``folder`` (recursively, sorted), lazily: large folders stream."""
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                yield Path(root) / name
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """Open and fully decode an image file, or raise ImageInputError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageInputError(f"{path}: no such file")
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise ImageInputError(f"{path}: {im.width}x{im.height} is larger than {MAX_PIXELS:,} pixels; downscale it first")
+            im.load()
+            return im.copy()
+    except ImageInputError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ImageInputError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
+
+
+def _from_numpy(arr: np.ndarray) -> Image.Image | torch.Tensor:
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 3, 4)):
+        if arr.dtype == np.uint8:
+            return Image.fromarray(arr.squeeze(-1) if arr.ndim == 3 and arr.shape[2] == 1 else arr)
+        if arr.dtype == np.uint16:
+            return Image.fromarray((arr.astype(np.float64) / 257).round().astype(np.uint8))
+        if np.issubdtype(arr.dtype, np.floating):
+            t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+            return t[None] if t.ndim == 2 else t.permute(2, 0, 1)
+    raise ImageInputError(f"expected a numpy image (H, W) or (H, W, 1|3|4) of uint8, uint16 or float in [0, 1], got "
+                          f"shape {arr.shape} dtype {arr.dtype}")
+
+
+def iter_predictions(predictor: Predictor, paths: Iterable[str | os.PathLike], num_samples: int = 100,
+                     batch_size: int = 64, detect_faces: bool = False) -> Iterator[tuple[dict, PredictionResult | None]]:
+    """Stream (source, one-row result) pairs over files and folders; unreadable files and
+    photos without a face give a source with an ``error`` entry instead of stopping the run."""
+    from bayes_fer.faces import detect_faces as find_faces
+
+    def sources() -> Iterator[Path]:
+        for p in paths:
+            yield from (iter_image_files(p) if Path(p).is_dir() else [Path(p)])
+
+    pending: list[tuple[torch.Tensor, dict]] = []
+
+    def flush():
+        if not pending:
+            return
+        result = predictor.predict_batch(torch.stack([x for x, _ in pending]), num_samples)
+        for i, (_, src) in enumerate(pending):
+            yield src, _row(result, i, src)
+        pending.clear()
+
+    for path in sources():
+        try:
+            img = open_image(path)
+        except ImageInputError as e:
+            yield {"path": str(path), "error": str(e)}, None
+            continue
+        crops = [(img, None)]
+        if detect_faces:
+            boxes = find_faces(img)
+            if not boxes:
+                yield {"path": str(path), "error": "no face found"}, None
+                continue
+            crops = [(img.crop(b), b) for b in boxes]
+        for crop, box in crops:
+            src = {"path": str(path)} if box is None else {"path": str(path), "box": list(box)}
+            pending.append((predictor.preprocess(crop), src))
+            if len(pending) >= batch_size:
+                yield from flush()
+    yield from flush()
+
+
+def _row(result: PredictionResult, i: int, src: dict) -> PredictionResult:
+    take = lambda t: None if t is None else t[i:i + 1]  # noqa: E731
+    return PredictionResult(result.class_names, take(result.probs), take(result.loc), take(result.scale),
+                            take(result.prediction), take(result.entropy), take(result.mutual_information),
+                            take(result.cov_factor), None, result.stochastic, result.compound_margin, [src])

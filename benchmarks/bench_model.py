@@ -1,0 +1,134 @@
+#!/usr/bin/env python
+"""Speed and memory of the POSTER networks, the VICH head and posterior-predictive sampling.
+
+Measures, for one model: eval images/s at several batch sizes (inference mode), seconds per
+training step (forward + backward + AdamW), peak resident memory, the VI head's cost against
+a deterministic head, and the predictive cost against the number of Monte-Carlo draws.
+
+example:
+  python benchmarks/bench_model.py --model poster_var --threads 2 --batches 1 8 32 --out bench.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="poster_var", help="registered model name")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--input-size", type=int, default=224, help="input side (224 is subsampled to the native 112)")
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32], help="eval batch sizes")
+    p.add_argument("--train-batch", type=int, default=8, help="training-step batch size (0 skips)")
+    p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per measurement")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (on CPU: guarded against AMX faults)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network")
+    p.add_argument("--head-overhead", action="store_true", help="time the VI head against a linear head")
+    p.add_argument("--predictive", type=int, nargs="*", default=[], help="predictive cost for these S (e.g. 1 1000)")
+    p.add_argument("--out", help="write the results as JSON here")
+    return p
+
+
+def timed(fn, seconds: float, sync) -> float:
+    """Mean seconds per call over at least ``seconds`` (after two warm-up calls)."""
+    fn(), fn()
+    sync()
+    n, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        sync()
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds and n >= 3:
+            return elapsed / n
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.bf16 and args.device == "cpu":
+        # These CPUs advertise AMX-BF16 but fault on it: cap oneDNN at AVX512-BF16 before torch loads.
+        os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    import torch
+
+    from bayes_fer import create_model
+    from bayes_fer.predictive import Predictor
+    from guides import NormalGuide
+
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
+    net = create_model(args.model).to(device).eval()
+    fwd = torch.compile(net) if args.compile else net
+    results: dict = {"model": args.model, "device": args.device, "threads": args.threads, "input_size": args.input_size,
+                     "bf16": args.bf16, "compile": args.compile, "torch": torch.__version__, "cpu": platform.processor()
+                     or platform.machine(), "eval_images_per_s": {}}
+    rows = []
+    for bs in args.batches:
+        x = torch.randn(bs, 3, args.input_size, args.input_size, device=device)
+        with torch.inference_mode(), amp:
+            dt = timed(lambda: fwd(x), args.seconds, sync)
+        results["eval_images_per_s"][str(bs)] = bs / dt
+        rows.append((f"eval batch {bs}", f"{bs / dt:.1f} img/s", f"{1000 * dt / bs:.2f} ms/img"))
+    results["peak_rss_mb_eval"] = peak_rss_mb()
+    if args.head_overhead:
+        feats = torch.randn(max(args.batches), net.config.embed_dim, device=device)
+        linear = torch.nn.Linear(net.config.embed_dim, net.num_classes).to(device)
+        with torch.inference_mode():
+            t_vi = timed(lambda: net.head(feats), args.seconds / 4, sync)
+            t_lin = timed(lambda: linear(feats), args.seconds / 4, sync)
+        results["head_ms_per_image"] = {"vich": 1000 * t_vi / len(feats), "linear": 1000 * t_lin / len(feats)}
+        rows.append(("VICH head vs linear", f"{1000 * t_vi / len(feats):.5f} ms/img", f"{1000 * t_lin / len(feats):.5f} ms/img"))
+    if args.predictive:
+        classes = [f"c{k}" for k in range(net.num_classes)]
+        pred = Predictor(net, NormalGuide(net.num_classes), classes, device=device)
+        x = torch.randn(max(args.batches), 3, args.input_size, args.input_size, device=device)
+        base = None
+        results["predictive_s_per_batch"] = {}
+        for s in args.predictive:
+            dt = timed(lambda: pred.predict_batch(x, num_samples=s), args.seconds, sync)
+            base = base or dt
+            results["predictive_s_per_batch"][str(s)] = dt
+            rows.append((f"predictive S={s}, batch {len(x)}", f"{dt:.3f} s", f"{dt / base:.3f}x S={args.predictive[0]}"))
+    if args.train_batch:
+        net.train()
+        opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-5)
+        x = torch.randn(args.train_batch, 3, args.input_size, args.input_size, device=device)
+        y = torch.randint(0, net.num_classes, (args.train_batch,), device=device)
+
+        def step():
+            with amp:
+                loc, _ = fwd(x)
+            torch.nn.functional.cross_entropy(loc.float(), y).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        dt = timed(step, args.seconds, sync)
+        results["train_step_s"] = dt
+        results["peak_rss_mb_train"] = peak_rss_mb()
+        rows.append((f"train step batch {args.train_batch}", f"{dt:.3f} s", f"{args.train_batch / dt:.1f} img/s"))
+    if device.type == "cuda":
+        results["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    rows.append(("peak RSS", f"{peak_rss_mb():.0f} MB", ""))
+    print(f"{args.model} on {args.device} ({args.threads} threads), input {args.input_size}, bf16={args.bf16}")
+    for r in rows:
+        print(f"  {r[0]:<32} {r[1]:>16} {r[2]:>20}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
