@@ -148,7 +148,8 @@ def check_votes(votes, num_examples: int | None = None, num_classes: int | None 
 def check_same_shape(array: np.ndarray, expected: tuple[int | None, ...], name: str) -> None:
     """Raise when ``array.shape`` differs from ``expected`` (``None`` entries match anything)."""
     if len(expected) != array.ndim or any(e is not None and e != a for e, a in zip(expected, array.shape)):
-        shown = "(" + ", ".join("?" if e is None else str(e) for e in expected) + ("," if len(expected) == 1 else "") + ")"
+        parts = ["?" if e is None else str(e) for e in expected]
+        shown = f"({parts[0]},)" if len(parts) == 1 else f"({', '.join(parts)})"
         raise ValueError(f"{name}: expected shape {shown} to match probs, found {array.shape}")
 
 

@@ -12,6 +12,7 @@ from evaluation.summary import Metrics
 #: (key, row label) for the summary table, in order.
 SUMMARY_ROWS: tuple[tuple[str, str], ...] = (
     ("accuracy", "Accuracy"),
+    ("accuracy_argmax_loc", "Accuracy (argmax of intensity means)"),
     ("balanced_accuracy", "Balanced accuracy"),
     ("macro_f1", "Macro F1"),
     ("nll", "NLL"),

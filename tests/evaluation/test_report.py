@@ -26,7 +26,8 @@ def test_summary_table_with_and_without_temperature():
 def test_per_class_table():
     metrics = {"precision/happiness": 0.9, "recall/happiness": 0.8, "f1/happiness": 0.85, "support/happiness": 10,
                "ece_classwise/happiness": 0.01}
-    assert per_class_table(metrics, ["happiness"]).splitlines()[2] == "| happiness | 0.9000 | 0.8000 | 0.8500 | 10 | 0.0100 |"
+    row = per_class_table(metrics, ["happiness"]).splitlines()[2]
+    assert row == "| happiness | 0.9000 | 0.8000 | 0.8500 | 10 | 0.0100 |"
 
 
 def test_report_sections():

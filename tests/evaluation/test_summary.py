@@ -60,7 +60,7 @@ def test_temperature_scaled_keys(make_predictions):
     assert scaled["calibrated/ece"] == compute_metrics(calibrated)["ece"]
     assert "calibrated/votes/kl" in scaled
     assert not any(key.startswith(("calibrated/precision/", "calibrated/mutual")) for key in scaled)
-    with pytest.raises(ValueError, match=r"validation predictions have K = 2 classes but the evaluated ones have K = 7"):
+    with pytest.raises(ValueError, match=r"have K = 2 classes but the evaluated ones have K = 7"):
         temperature_scaled(Predictions(np.eye(2), np.arange(2)), test)
 
 
@@ -69,3 +69,12 @@ def test_json_has_no_nan(tmp_path):
     assert jsonable(metrics) == {"a": None, "b": 0.5, "c": 3, "d": None, "e": None}
     path = write_metrics_json(tmp_path / "metrics.json", metrics)
     assert json.loads(path.read_text()) == {"a": None, "b": 0.5, "c": 3, "d": None, "e": None}
+
+
+def test_accuracy_of_the_papers_rule_is_reported_beside_argmax_probs():
+    # Example 1: probs favour class 0 (right), intensity means favour class 1 (wrong).
+    probs = np.array([[0.6, 0.4], [0.3, 0.7]])
+    loc = np.array([[0.0, 1.0], [0.0, 1.0]])
+    metrics = compute_metrics(Predictions(probs, np.array([0, 1]), loc=loc, scale=np.ones((2, 2))))
+    assert metrics["accuracy"] == 1.0
+    assert metrics["accuracy_argmax_loc"] == 0.5
