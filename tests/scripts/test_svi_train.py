@@ -1,0 +1,74 @@
+"""scripts/svi_train.py end to end, as a user runs it."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from bayes_fer import checkpoint as ckpt_io
+from bayes_fer.training import TrainConfig, Trainer, TrainingDiverged
+from tests.checkpoints import REPO, TINY_RUN, run_train
+
+
+def test_tiny_run_writes_checkpoints_logs_and_test_metrics(tmp_path):
+    proc = run_train(tmp_path)
+    assert "test (48 faces" in proc.stdout and "accuracy" in proc.stdout
+    final = json.loads((tmp_path / "final.json").read_text())
+    assert 0.0 <= final["test/accuracy"] <= 1.0 and final["test/nll"] > 0 and 0 <= final["test/ece"] <= 1
+    assert (tmp_path / "metrics.csv").read_text().count("\n") == 2  # header + one epoch
+    assert json.loads((tmp_path / "metrics.jsonl").read_text())["epoch"] == 1
+    assert json.loads((tmp_path / "config.json").read_text())["model"] == "poster_var_tiny"
+    state = ckpt_io.load(tmp_path / "best.pt")  # weights_only=True
+    for key in ("model", "guide", "optimizer", "warmup", "decay", "rng", "config", "class_names", "epoch", "best_metric"):
+        assert key in state, key
+    assert state["class_names"][0] == "neutral" and state["epoch"] == 1
+    assert not list(tmp_path.glob(".*.tmp")), "temporary checkpoint files must be renamed into place"
+
+
+def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):
+    args = ["--epochs", "3"]
+    run_train(tmp_path / "straight", *args)
+    cmd = [sys.executable, str(REPO / "scripts" / "svi_train.py"), "--out", str(tmp_path / "killed"), *TINY_RUN, *args]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "killed" / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while not (log.exists() and log.read_text().count("\n") >= 1) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)  # mid-way through epoch 2
+    proc.wait()
+    assert ckpt_io.load(tmp_path / "killed" / "last.pt")["epoch"] == 1, "the kill must land after epoch 1"
+    run_train(tmp_path / "killed", *args, "--resume")
+    straight = json.loads((tmp_path / "straight" / "final.json").read_text())
+    resumed = json.loads((tmp_path / "killed" / "final.json").read_text())
+    assert resumed == pytest.approx(straight, abs=1e-6)
+
+
+def test_bad_requests_fail_before_training(tmp_path):
+    proc = run_train(tmp_path, "--dataset", "ferplus", "--data-root", str(tmp_path / "nowhere"), check=False)
+    assert proc.returncode == 2 and "FER2013Train" in proc.stderr
+    proc = run_train(tmp_path / "fresh", "--resume", check=False)
+    assert proc.returncode == 2 and "last.pt" in proc.stderr
+    proc = run_train(tmp_path, "--dataset", "mnist", check=False)
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+    torch.save({"model": {"head.fc_loc.weight": torch.zeros(5, 128), "head.fc_loc.bias": torch.zeros(5)}}, tmp_path / "k5.pt")
+    proc = run_train(tmp_path / "init", "--init-from", str(tmp_path / "k5.pt"), check=False)
+    assert proc.returncode == 2 and "predicts 5 classes" in proc.stderr
+    assert not (tmp_path / "init" / "last.pt").exists()
+
+
+def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    config = TrainConfig(out=str(tmp_path), train_size=32, valid_size=16, epochs=2, batch_size=16)
+    trainer = Trainer(config)
+    trainer.fit()
+    before = (tmp_path / "last.pt").read_bytes()
+    trainer.config = config.replace(epochs=3)
+    monkeypatch.setattr(trainer, "_loss", lambda batch: torch.tensor(float("nan"), requires_grad=True))
+    with pytest.raises(TrainingDiverged, match=r"epoch 3, step 4"):
+        trainer.fit()
+    assert (tmp_path / "last.pt").read_bytes() == before
