@@ -35,6 +35,10 @@ MODEL_CONFIGS: dict[str, PosterConfig] = {
         freeze_landmarks=False,
     ),
 }
+# POSTER++ at the tiny size: the CPU-scale baseline for the ablations.
+MODEL_CONFIGS["poster_pp_tiny"] = dataclasses.replace(
+    MODEL_CONFIGS["poster_var_tiny"], variational=False, layer_embedding=False, embed_gelu=False, fusion_norm=False
+)
 
 
 def list_models() -> list[str]:

@@ -177,7 +177,7 @@ def test_bad_inputs_get_clear_errors(shape, match):
 
 
 def test_unknown_model_and_option():
-    with pytest.raises(ValueError, match="registered models: poster_pp, poster_var, poster_var_tiny"):
+    with pytest.raises(ValueError, match="registered models: poster_pp, poster_pp_tiny, poster_var, poster_var_tiny"):
         create_model("poster_v3")
     with pytest.raises(TypeError, match="unknown option"):
         create_model("poster_var_tiny", layer_embeddings=False)
