@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_RUN = ["--train-size", "96", "--valid-size", "48", "--epochs", "1", "--batch-size", "16", "--seed", "0"]
+TINY_RUN = ["--train-size", "96", "--valid-size", "48", "--epochs", "1", "--batch-size", "16", "--seed", "0",
+            "--workers", "0"]
 
 
 def run_train(out: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -39,7 +39,7 @@ class TrainConfig:
     out: str = "runs/default"  # output folder
     seed: int = 0  # seeds data order, augmentation, initialisation and ELBO noise
     max_minutes: float = 0.0  # stop (after a checkpoint) once this much time is spent; 0 = no limit
-    workers: int = 0  # DataLoader worker processes
+    workers: int = 1  # DataLoader worker processes (one keeps decoding off the training threads)
     train_size: int | None = None  # synthetic: training examples; others: cap for quick runs
     valid_size: int | None = None  # synthetic: validation examples; others: cap
     image_size: int = 112  # network input side; 112 is native

@@ -63,7 +63,7 @@ def test_bad_requests_fail_before_training(tmp_path):
 
 
 def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
-    config = TrainConfig(out=str(tmp_path), train_size=32, valid_size=16, epochs=2, batch_size=16)
+    config = TrainConfig(out=str(tmp_path), train_size=32, valid_size=16, epochs=2, batch_size=16, workers=0)
     trainer = Trainer(config)
     trainer.fit()
     before = (tmp_path / "last.pt").read_bytes()
