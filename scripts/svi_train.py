@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--seed", type=int, help="random seed")
     a("--max-minutes", type=float, help="stop after this many minutes (checkpointed and tested)")
     a("--workers", type=int, help="DataLoader worker processes")
+    a("--balanced-per-class", type=int, help="draw this many faces per class each epoch (AffectNet presets: 3000)")
     a("--train-size", type=int, help="synthetic: training faces; others: cap for quick runs")
     a("--valid-size", type=int, help="synthetic: validation/test faces; others: cap")
     return p

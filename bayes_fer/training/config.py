@@ -40,6 +40,7 @@ class TrainConfig:
     seed: int = 0  # seeds data order, augmentation, initialisation and ELBO noise
     max_minutes: float = 0.0  # stop (after a checkpoint) once this much time is spent; 0 = no limit
     workers: int = 1  # DataLoader worker processes (one keeps decoding off the training threads)
+    balanced_per_class: int = 0  # >0: each epoch draws this many faces per class afresh (AffectNet)
     train_size: int | None = None  # synthetic: training examples; others: cap for quick runs
     valid_size: int | None = None  # synthetic: validation examples; others: cap
     image_size: int = 112  # network input side; 112 is native
@@ -51,8 +52,8 @@ class TrainConfig:
 # The paper's Table 1 / reference recipes assume the published IR-50 and landmark weights.
 PRETRAINED_PRESETS: dict[str, dict] = {
     "rafdb": dict(model="poster_var", batch_size=48, lr=9e-6, epochs=200, warmup_steps=0),
-    "affectnet7": dict(model="poster_var", batch_size=48, lr=2e-5, epochs=200, warmup_steps=0),
-    "affectnet8": dict(model="poster_var", batch_size=48, lr=2e-5, epochs=200, warmup_steps=0),
+    "affectnet7": dict(model="poster_var", batch_size=48, lr=2e-5, epochs=200, warmup_steps=0, balanced_per_class=3000),
+    "affectnet8": dict(model="poster_var", batch_size=48, lr=2e-5, epochs=200, warmup_steps=0, balanced_per_class=3000),
     "ferplus": dict(model="poster_var", batch_size=48, lr=3e-5, epochs=200, warmup_steps=0),
 }
 
@@ -62,8 +63,8 @@ SCRATCH_PRESETS: dict[str, dict] = {
     "synthetic": dict(model="poster_var_tiny", batch_size=32, lr=2e-3, epochs=3, warmup_steps=50),
     "ferplus": dict(batch_size=64, lr=2e-3, epochs=4, warmup_steps=200),
     "rafdb": dict(batch_size=48, lr=1e-3, epochs=60, warmup_steps=300),
-    "affectnet7": dict(batch_size=48, lr=1e-3, epochs=30, warmup_steps=500),
-    "affectnet8": dict(batch_size=48, lr=1e-3, epochs=30, warmup_steps=500),
+    "affectnet7": dict(batch_size=48, lr=1e-3, epochs=30, warmup_steps=500, balanced_per_class=3000),
+    "affectnet8": dict(batch_size=48, lr=1e-3, epochs=30, warmup_steps=500, balanced_per_class=3000),
     "fer2013": dict(batch_size=64, lr=2e-3, epochs=10, warmup_steps=200),
     "folder": dict(batch_size=32, lr=1e-3, epochs=20, warmup_steps=100),
 }

@@ -98,7 +98,12 @@ class Trainer:
 
         kw = dict(root=config.data_root, image_size=config.image_size, label_mode=config.label_mode, seed=config.seed)
         self.train_set = load_dataset(config.dataset, split="train", size=config.train_size, **kw)
-        self.valid_set = load_dataset(config.dataset, split="valid" if _has_split(config, "valid") else "test", size=config.valid_size, **kw)
+        try:
+            self.valid_set = load_dataset(config.dataset, split="valid", size=config.valid_size, **kw)
+        except (FileNotFoundError, ValueError):
+            # RAF-DB and AffectNet ship no validation split: like the paper, validate on test.
+            print(f"{config.dataset}: no validation split, validating on the test split")
+            self.valid_set = load_dataset(config.dataset, split="test", size=config.valid_size, **kw)
         self.class_names = tuple(self.train_set.class_names)
         self.net = build_network(config, len(self.class_names), load_weights=not resume).to(self.device)
         self.model, self.guide = build_vich(config, self.net)
@@ -152,7 +157,12 @@ class Trainer:
     # -- training ----------------------------------------------------------------------------
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
         sampler = None
-        if train:
+        if train and self.config.balanced_per_class:
+            from bayes_fer.data import ClassBalancedSampler
+
+            sampler = ClassBalancedSampler(dataset.labels, self.config.balanced_per_class, seed=self.config.seed)
+            sampler.set_epoch(self.epoch)
+        elif train:
             # Seeded per epoch, so a resumed run draws the same order as an uninterrupted one.
             g = torch.Generator().manual_seed(self.config.seed * 100_003 + self.epoch)
             sampler = RandomSampler(dataset, generator=g)
@@ -164,7 +174,7 @@ class Trainer:
             num_workers=self.config.workers,
             persistent_workers=False,
             pin_memory=self.device.type == "cuda",
-            drop_last=train and len(dataset) > bs,
+            drop_last=train and len(sampler or dataset) > bs,
             generator=torch.Generator().manual_seed(self.config.seed + self.epoch),
         )
 
@@ -298,10 +308,6 @@ class MetricsLogger:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
-
-
-def _has_split(config: TrainConfig, split: str) -> bool:
-    return config.dataset not in ("rafdb", "affectnet7", "affectnet8", "fer2013")
 
 
 def _load_test(config: TrainConfig, kw: dict):
