@@ -88,6 +88,8 @@ def learnability(images: int, *, test_size: int, lr: float, batch_size: int, see
             loss.backward()
             opt.step()
             seen += len(batch["label"])
+            if seen % 3200 < batch_size:
+                print(f"  learnability: {seen} faces, loss {loss.item():.3f}", file=sys.stderr, flush=True)
             if seen >= images:
                 break
     seconds = time.perf_counter() - start

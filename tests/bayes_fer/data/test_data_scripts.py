@@ -1,4 +1,5 @@
 """The data benchmark and the grid script, run end to end as a user would."""
+import importlib.util
 import json
 import subprocess
 import sys
@@ -24,11 +25,15 @@ def test_bench_data_writes_a_table_and_json(tmp_path):
     assert results[1]["images"] == 8 and all(r["images_per_s"] > 0 for r in results)
 
 
-def test_bench_data_help_documents_every_flag():
-    proc = _run("benchmarks/bench_data.py", "--help")
-    assert proc.returncode == 0
-    for flag in ("--datasets", "--ferplus-root", "--workers", "--batch-size", "--batches", "--out", "--seed"):
-        assert flag in proc.stdout
+def test_bench_data_documents_every_flag(monkeypatch):
+    spec = importlib.util.spec_from_file_location("bench_data", REPO / "benchmarks" / "bench_data.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_data", module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    parser = module.build_parser()
+    for action in parser._actions:
+        assert action.help, f"{action.option_strings} has no help"
+    assert "--ferplus-root" in parser.format_help() and "--learn-images" in parser.format_help()
 
 
 def test_synthetic_grid_writes_a_png(tmp_path):
