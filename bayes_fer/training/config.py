@@ -58,15 +58,17 @@ PRETRAINED_PRESETS: dict[str, dict] = {
 }
 
 # Without published weights everything trains from scratch: a higher learning rate with
-# warm-up and a trainable landmark branch (frozen random landmark features carry nothing).
+# warm-up, a trainable landmark branch (frozen random landmark features carry nothing) and
+# a light KL weight. Measured on FER+ (5,000 faces, one epoch): with beta = 1 the posterior
+# collapses onto the prior (the network is ignored, loss stays at 2.49); beta = 0.01 learns.
 SCRATCH_PRESETS: dict[str, dict] = {
-    "synthetic": dict(model="poster_var_tiny", batch_size=32, lr=2e-3, epochs=3, warmup_steps=50),
-    "ferplus": dict(batch_size=64, lr=2e-3, epochs=4, warmup_steps=200),
-    "rafdb": dict(batch_size=48, lr=1e-3, epochs=60, warmup_steps=300),
-    "affectnet7": dict(batch_size=48, lr=1e-3, epochs=30, warmup_steps=500, balanced_per_class=3000),
-    "affectnet8": dict(batch_size=48, lr=1e-3, epochs=30, warmup_steps=500, balanced_per_class=3000),
-    "fer2013": dict(batch_size=64, lr=2e-3, epochs=10, warmup_steps=200),
-    "folder": dict(batch_size=32, lr=1e-3, epochs=20, warmup_steps=100),
+    "synthetic": dict(kl_weight=0.01, model="poster_var_tiny", batch_size=32, lr=2e-3, epochs=3, warmup_steps=50),
+    "ferplus": dict(kl_weight=0.01, batch_size=32, lr=2e-3, epochs=2, warmup_steps=200),
+    "rafdb": dict(kl_weight=0.01, batch_size=48, lr=1e-3, epochs=60, warmup_steps=300),
+    "affectnet7": dict(kl_weight=0.01, batch_size=48, lr=1e-3, epochs=30, warmup_steps=500, balanced_per_class=3000),
+    "affectnet8": dict(kl_weight=0.01, batch_size=48, lr=1e-3, epochs=30, warmup_steps=500, balanced_per_class=3000),
+    "fer2013": dict(kl_weight=0.01, batch_size=64, lr=2e-3, epochs=10, warmup_steps=200),
+    "folder": dict(kl_weight=0.01, batch_size=32, lr=1e-3, epochs=20, warmup_steps=100),
 }
 
 
