@@ -44,8 +44,10 @@ def title(mixture: np.ndarray, names: tuple[str, ...], top: int = 2) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog="example: .venv/bin/python scripts/synthetic_grid.py --out docs/synthetic_grid.png")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="example: .venv/bin/python scripts/synthetic_grid.py --out docs/synthetic_grid.png",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "synthetic_grid.png", help="PNG file to write")
     parser.add_argument("--rows", type=int, default=4, help="rows of faces (default: 4)")
     parser.add_argument("--cols", type=int, default=7, help="columns of faces (default: 7)")

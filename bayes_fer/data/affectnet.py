@@ -77,7 +77,8 @@ def load_affectnet(
     name = f"affectnet{num_classes}"
     root = Path(root) if root is not None else None
     if root is None or not root.is_dir():
-        raise LayoutError(name, root if root is not None else "<root>", LAYOUT, "pass root= the folder holding the AffectNet files")
+        hint = "pass root= the folder holding the AffectNet files"
+        raise LayoutError(name, root if root is not None else "<root>", LAYOUT, hint)
     if split == "valid":
         raise ValueError("AffectNet has train and validation sets only, and the validation set serves as split='test'")
     if split not in CSV_FILES:

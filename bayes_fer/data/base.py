@@ -70,7 +70,9 @@ class FERDataset(Dataset):
         if self.labels.ndim != 1:
             raise ValueError(f"labels must be 1-D, got shape {self.labels.shape}")
         if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
-            raise ValueError(f"labels must lie in [0, {len(self.class_names)}), got {self.labels.min()}..{self.labels.max()}")
+            raise ValueError(
+                f"labels must lie in [0, {len(self.class_names)}), got {self.labels.min()}..{self.labels.max()}"
+            )
         self.transform = transform
         self.dropped: dict[str, int] = {}  # samples the label rules left out, by reason
         # Shared so that DataLoader workers (forked or spawned) record into the same mask.
@@ -80,7 +82,10 @@ class FERDataset(Dataset):
         return len(self.labels)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, split={self.split!r}, n={len(self)}, classes={len(self.class_names)})"
+        return (
+            f"{type(self).__name__}(name={self.name!r}, split={self.split!r}, n={len(self)}, "
+            f"classes={len(self.class_names)})"
+        )
 
     @property
     def num_classes(self) -> int:

@@ -178,7 +178,8 @@ def load_ferplus(root, split: str, *, label_mode: str = "majority", transform=No
     """FER+ in ``label_mode`` ``"majority"`` or ``"probability"`` (see the module docstring)."""
     root = Path(root) if root is not None else None
     if root is None or not root.is_dir():
-        raise LayoutError("ferplus", root if root is not None else "<root>", LAYOUT, "pass root= the folder holding FER2013Train/")
+        hint = "pass root= the folder holding FER2013Train/"
+        raise LayoutError("ferplus", root if root is not None else "<root>", LAYOUT, hint)
     if split not in SPLIT_FOLDERS:
         raise ValueError(f"FER+ splits are {', '.join(SPLIT_FOLDERS)}; got {split!r}")
     if label_mode not in ("majority", "probability"):

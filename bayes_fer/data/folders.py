@@ -87,7 +87,8 @@ def load_class_folders(
         raise ValueError(f"{name} offers the splits {offered}; got {split!r}")
     split_dir = find_split_dir(root, split_dirs[split])
     if split_dir is None:
-        raise LayoutError(name, root / split_dirs[split][0], layout, f"(accepted names for the {split!r} folder: {list(split_dirs[split])})")
+        hint = f"(accepted names for the {split!r} folder: {list(split_dirs[split])})"
+        raise LayoutError(name, root / split_dirs[split][0], layout, hint)
     folders = class_folders(split_dir)
     resolved = resolve_folder_names(folders, class_map, codes)
     if class_names is None:
@@ -114,7 +115,8 @@ def load_class_folders(
         paths += files
         labels += [index[cls]] * len(files)
     if not paths:
-        raise LayoutError(name, split_dir / "<class>/<image>", layout, f"no images were found in the class folders of {split_dir}")
+        hint = f"no images were found in the class folders of {split_dir}"
+        raise LayoutError(name, split_dir / "<class>/<image>", layout, hint)
     take = subset_indices(len(paths), size, seed)
     return FileImageDataset(
         name, split, class_names, [paths[i] for i in take], np.asarray(labels, dtype=np.int64)[take], transform, root=root

@@ -64,9 +64,12 @@ def load_rafdb(
     """
     root = Path(root) if root is not None else None
     if root is None or not root.is_dir():
-        raise LayoutError("rafdb", root if root is not None else "<root>", LAYOUT, "pass root= the folder holding EmoLabel/ and Image/")
+        hint = "pass root= the folder holding EmoLabel/ and Image/"
+        raise LayoutError("rafdb", root if root is not None else "<root>", LAYOUT, hint)
     if split == "valid":
-        raise ValueError("RAF-DB ships train and test splits only (POSTER++'s valid/ folder is its test set); use split='test'")
+        raise ValueError(
+            "RAF-DB ships train and test splits only (POSTER++'s valid/ folder is its test set); use split='test'"
+        )
     if split not in ("train", "test"):
         raise ValueError(f"RAF-DB splits are 'train' and 'test'; got {split!r}")
     if layout not in ("auto", "official", "folders"):

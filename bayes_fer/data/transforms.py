@@ -3,8 +3,9 @@
 Both map a PIL image (any mode) or a uint8 / float CHW tensor to a normalized float tensor
 (3, S, S). S = 112 is POSTER-Var's native input: the network never sees more detail, so
 larger sizes only cost time. The training recipe follows the paper's Table 1 and the
-POSTER++ reference: resize, horizontal flip, small rotation, padded random crop, colour
-jitter 0.2, ImageNet normalization, random erasing.
+POSTER++ reference: resize, horizontal flip, small rotation and padded random crop (applied
+together on a fraction of the images, as the reference's ``RandomApply``), colour jitter 0.2,
+ImageNet normalization, random erasing.
 
 :func:`eval_transform` is what the predictive API applies to users' photos, so it is
 deterministic and simple: convert to RGB, resize the whole image to S x S (bilinear with
@@ -31,6 +32,7 @@ class AugmentConfig:
     """Training augmentation; ``train_transform(size, **fields)`` overrides any field."""
 
     flip: float = 0.5  # probability of a horizontal flip (expressions are near-symmetric)
+    geometric: float = 0.2  # probability of rotation + padded crop together (POSTER++'s RandomApply p)
     rotation: float = 10.0  # rotations are uniform in +-rotation degrees ("small rotation")
     crop_padding: float = 0.08  # random crop after zero padding by this fraction of the side
     jitter: float = 0.2  # brightness, contrast and saturation jitter (Table 1: 0.2)
@@ -129,8 +131,9 @@ def _to_normalized() -> list[torch.nn.Module]:
 def train_transform(image_size: int = 112, **aug) -> v2.Compose:
     """The training augmentation at ``image_size``; keyword arguments override :class:`AugmentConfig`.
 
-    Order: RGB, resize to S x S, flip, rotation, padded random crop, colour jitter, tensor in
-    [0, 1], normalization, random erasing (on the normalized tensor, erased to 0 = the mean).
+    Order: RGB, resize to S x S, flip, rotation and padded random crop (together, with
+    probability ``geometric``), colour jitter, tensor in [0, 1], normalization, random
+    erasing (on the normalized tensor, erased to 0 = the mean).
     Randomness comes from torch's global generator (seeded per DataLoader worker).
     """
     size = _check_size(image_size)
@@ -142,10 +145,13 @@ def train_transform(image_size: int = 112, **aug) -> v2.Compose:
     ops: list[torch.nn.Module] = [ToRGB(), ResizeSquare(size)]
     if cfg.flip > 0:
         ops.append(v2.RandomHorizontalFlip(cfg.flip))
+    geometric: list[torch.nn.Module] = []
     if cfg.rotation > 0:
-        ops.append(v2.RandomRotation(cfg.rotation))
+        geometric.append(v2.RandomRotation(cfg.rotation))
     if cfg.crop_padding > 0:
-        ops.append(v2.RandomCrop(size, padding=max(1, round(cfg.crop_padding * size))))
+        geometric.append(v2.RandomCrop(size, padding=max(1, round(cfg.crop_padding * size))))
+    if geometric and cfg.geometric > 0:
+        ops.append(v2.RandomApply(geometric, p=cfg.geometric))
     if cfg.jitter > 0 or cfg.hue > 0:
         ops.append(v2.ColorJitter(cfg.jitter, cfg.jitter, cfg.jitter, cfg.hue))
     ops += _to_normalized()

@@ -95,7 +95,9 @@ def sample_votes(rng: np.random.Generator, mixtures: np.ndarray, num_votes: int)
     return votes
 
 
-def action_units(rng: np.random.Generator, mixture: np.ndarray, *, intensity: tuple[float, float], au_noise: float) -> np.ndarray:
+def action_units(
+    rng: np.random.Generator, mixture: np.ndarray, *, intensity: tuple[float, float], au_noise: float
+) -> np.ndarray:
     """AU intensities (17,) of one face: the mixture's AU profile with person-level variation."""
     scale = rng.uniform(*intensity)
     au = scale * (mixture @ EMOTION_AU) + rng.normal(0.0, au_noise, len(ACTION_UNITS))

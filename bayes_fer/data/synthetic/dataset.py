@@ -108,7 +108,10 @@ class SyntheticFaces(FERDataset):
         return render_face(au, rng, self.image_size, self.config.scene)
 
     def sample_extras(self, index: int) -> dict[str, torch.Tensor]:
-        extras = {"votes": torch.from_numpy(self.votes[index].copy()), "mixture": torch.from_numpy(self.mixtures[index].copy())}
+        extras = {
+            "votes": torch.from_numpy(self.votes[index].copy()),
+            "mixture": torch.from_numpy(self.mixtures[index].copy()),
+        }
         if self.label_mode == "probability":
             total = float(self.votes[index].sum())
             extras["target"] = extras["votes"] / total if total > 0 else extras["mixture"].clone()

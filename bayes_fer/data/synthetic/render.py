@@ -165,11 +165,13 @@ def _upper_face(cv: _Canvas, p: dict, a: dict[str, float]) -> None:
     for sgn in (-1, 1):
         cx = sgn * p["eye_dx"]
         if a["AU6"] > 0.15:  # raised cheeks: flush, lower-lid crease, crow's feet
-            cv.fill(_ellipse(sgn * 0.52, ey + 0.36, 0.17, 0.1, 12), _mix(skin, np.array([215.0, 95.0, 95.0]), 0.3 * a["AU6"]))
+            flush = _mix(skin, np.array([215.0, 95.0, 95.0]), 0.3 * a["AU6"])
+            cv.fill(_ellipse(sgn * 0.52, ey + 0.36, 0.17, 0.1, 12), flush)
             crease = _mix(skin, _DARK, 0.6 * a["AU6"])
             cv.stroke(_bezier((cx - ew, ey + hl + 0.02), (cx, ey + hl + 0.09), (cx + ew, ey + hl + 0.02), 5), crease, 0.022)
             for dy in (-0.05, 0.0, 0.05):
-                cv.stroke(np.array([[cx + sgn * (ew + 0.03), ey + dy * 0.5], [cx + sgn * (ew + 0.13), ey + dy * 1.6]]), crease, 0.02)
+                foot = np.array([[cx + sgn * (ew + 0.03), ey + dy * 0.5], [cx + sgn * (ew + 0.13), ey + dy * 1.6]])
+                cv.stroke(foot, crease, 0.02)
         x = cx + ew * t
         up = ey - hu * (1 - t**2) ** 0.7
         lo = ey + hl * (1 - t**2) ** 0.9
@@ -191,7 +193,8 @@ def _upper_face(cv: _Canvas, p: dict, a: dict[str, float]) -> None:
     if a["AU4"] > 0.15:  # vertical furrows between lowered brows
         for sgn in (-1, 1):
             y0 = ey - p["brow_gap"] + 0.16 * a["AU4"]
-            cv.stroke(np.array([[sgn * 0.05, y0 - 0.02], [sgn * 0.04, y0 + 0.12]]), _mix(skin, _DARK, 0.65 * a["AU4"]), 0.025)
+            furrow = np.array([[sgn * 0.05, y0 - 0.02], [sgn * 0.04, y0 + 0.12]])
+            cv.stroke(furrow, _mix(skin, _DARK, 0.65 * a["AU4"]), 0.025)
 
 
 def _lower_face(cv: _Canvas, p: dict, a: dict[str, float]) -> None:
@@ -242,7 +245,9 @@ def _noise_bank(size: int) -> np.ndarray:
     return np.random.default_rng(20260101).standard_normal((2 * size, 2 * size)).astype(np.float32)
 
 
-def render_face(au: np.ndarray, rng: np.random.Generator, size: int = 112, scene: SceneConfig = SceneConfig()) -> Image.Image:
+def render_face(
+    au: np.ndarray, rng: np.random.Generator, size: int = 112, scene: SceneConfig = SceneConfig()
+) -> Image.Image:
     """Draw one face showing action units ``au`` (see ``actions.ACTION_UNITS``) as an RGB image.
 
     Identity (face shape, colours, feature placement) and scene (tilt, scale, position,

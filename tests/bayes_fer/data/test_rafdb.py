@@ -4,7 +4,9 @@ import pytest
 from bayes_fer.data import LabelError, load_dataset
 from tests.bayes_fer.data.layouts import make_class_folders, make_rafdb, read_labels
 
-ENTRIES = [("train_00001.jpg", 1), ("train_00002.jpg", 4), ("train_00003.jpg", 7), ("test_0001.jpg", 5), ("test_0002.jpg", 6)]
+ENTRIES = [
+    ("train_00001.jpg", 1), ("train_00002.jpg", 4), ("train_00003.jpg", 7), ("test_0001.jpg", 5), ("test_0002.jpg", 6)
+]
 
 
 def test_official_layout_maps_codes_through_the_label_file_order(tmp_path):

@@ -34,7 +34,8 @@ def test_label_mode_and_split_are_checked(tmp_path):
 
 
 def test_unknown_options_are_named(tmp_path):
-    with pytest.raises(TypeError, match=r"unknown option\(s\) \['crop'\] for rafdb; valid options: class_map, images, layout"):
+    expected = r"unknown option\(s\) \['crop'\] for rafdb; valid options: class_map, images, layout"
+    with pytest.raises(TypeError, match=expected):
         load_dataset("rafdb", tmp_path, "train", crop=True)
 
 
