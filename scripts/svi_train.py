@@ -13,6 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bayes_fer.data.transforms import AUGMENTATIONS  # noqa: E402
 from bayes_fer.models import CheckpointError  # noqa: E402
 from bayes_fer.training import DATASETS, TrainConfig, TrainingDiverged, preset, train  # noqa: E402
 from guides import GUIDES  # noqa: E402
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--lr", type=float, help="peak learning rate of AdamW")
     a("--weight-decay", type=float, help="AdamW weight decay")
     a("--lr-gamma", type=float, help="ExponentialLR decay per epoch")
+    a("--lr-schedule", choices=("exponential", "cosine"), help="per-epoch decay by --lr-gamma (the paper) or cosine to 0")
     a("--warmup-steps", type=int, help="linear learning-rate warm-up steps")
     a("--sam-rho", type=float, help="SAM neighbourhood size (0 disables; the reference used 0.05)")
     a("--grad-clip", type=float, help="max gradient norm (0 disables)")
@@ -63,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--balanced-per-class", type=int, help="draw this many faces per class each epoch (AffectNet presets: 3000)")
     a("--train-size", type=int, help="synthetic: training faces; others: cap for quick runs")
     a("--valid-size", type=int, help="synthetic: validation/test faces; others: cap")
+    a("--augment", choices=tuple(AUGMENTATIONS), help="training augmentation: standard (the paper's), flip or none")
     return p
 
 

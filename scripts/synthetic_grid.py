@@ -1,8 +1,9 @@
 """Draw a grid of synthetic faces, each titled with its largest true mixture weights.
 
-Regenerates the picture in the README:
+Regenerates the picture in the README, and with ``--save-faces`` the faces themselves:
 
     .venv/bin/python scripts/synthetic_grid.py --out docs/synthetic_grid.png
+    .venv/bin/python scripts/synthetic_grid.py --out faces/grid.png --split test --save-faces faces
 """
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="valid", choices=["train", "valid", "test"], help="synthetic split to draw from")
     parser.add_argument("--seed", type=int, default=0, help="synthetic dataset seed (default: 0)")
     parser.add_argument("--dpi", type=int, default=80, help="resolution of the PNG (default: 80)")
+    parser.add_argument("--save-faces", type=Path, metavar="DIR",
+                        help="also write each face shown as DIR/<n>_<top two emotions>.png (inputs for the predictor)")
     return parser
 
 
@@ -64,8 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     picks = pick_samples(ds.mixtures, count)
     fig, axes = plt.subplots(args.rows, args.cols, figsize=(1.6 * args.cols, 1.95 * args.rows), squeeze=False,
                              dpi=args.dpi)
-    for ax, i in zip(axes.flat, picks):
-        ax.imshow(ds.load_image(i))
+    if args.save_faces:
+        args.save_faces.mkdir(parents=True, exist_ok=True)
+    for n, (ax, i) in enumerate(zip(axes.flat, picks)):
+        face = ds.load_image(i)
+        if args.save_faces:
+            top = np.argsort(ds.mixtures[i])[::-1][:2]
+            tag = "_".join(f"{SHORT.get(ds.class_names[k], ds.class_names[k])}{ds.mixtures[i][k]:.2f}" for k in top)
+            face.save(args.save_faces / f"{n:02d}_{tag}.png")
+        ax.imshow(face)
         ax.set_title(title(ds.mixtures[i], ds.class_names), fontsize=8, linespacing=1.1)
         ax.axis("off")
     for ax in axes.flat[len(picks):]:

@@ -19,7 +19,16 @@ from bayes_fer.data.labels import (
 from bayes_fer.data.registry import DATASETS, list_datasets, load_dataset
 from bayes_fer.data.sampler import ClassBalancedSampler
 from bayes_fer.data.synthetic import SceneConfig, SyntheticConfig, SyntheticFaces
-from bayes_fer.data.transforms import MEAN, STD, AugmentConfig, denormalize, eval_transform, to_rgb, train_transform
+from bayes_fer.data.transforms import (
+    AUGMENTATIONS,
+    MEAN,
+    STD,
+    AugmentConfig,
+    denormalize,
+    eval_transform,
+    to_rgb,
+    train_transform,
+)
 
 __all__ = [
     "CANONICAL_CLASSES",
@@ -49,4 +58,5 @@ __all__ = [
     "remap_probabilities",
     "to_rgb",
     "train_transform",
+    "AUGMENTATIONS",
 ]

@@ -41,6 +41,15 @@ class AugmentConfig:
     erasing_scale: tuple[float, float] = (0.02, 0.25)  # erased area, as a fraction of the image
 
 
+#: Named augmentation strengths for ``train_transform(size, **AUGMENTATIONS[name])``.
+#: ``"flip"`` suits data that already varies in pose, light and occlusion (the synthetic faces).
+AUGMENTATIONS: dict[str, dict] = {
+    "standard": {},
+    "flip": dict(geometric=0.0, jitter=0.0, erasing=0.0),
+    "none": dict(flip=0.0, geometric=0.0, jitter=0.0, erasing=0.0),
+}
+
+
 def to_rgb(img: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:
     """Convert an image to 3 channels.
 

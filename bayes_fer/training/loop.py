@@ -5,6 +5,7 @@ import csv
 import dataclasses
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -46,6 +47,12 @@ def head_output(net: PosterNet, images: torch.Tensor, bf16: bool = False, featur
     return HeadOutput(loc, log_var, features)
 
 
+def progress(iterable, **kwargs) -> tqdm:
+    """A progress bar; redirected to a log file it updates every 30 s instead of many times a second."""
+    interactive = sys.stderr.isatty()
+    return tqdm(iterable, mininterval=0.1 if interactive else 30.0, **kwargs)
+
+
 def elbo_loss(
     model: VICHModel,
     guide: AmortizedGuide,
@@ -69,7 +76,7 @@ def evaluate(net: PosterNet, guide: AmortizedGuide, loader: DataLoader, device: 
     """Accuracy by the paper's rule (argmax of the intensity mean), NLL and ECE of softmax(mean)."""
     net.eval()
     probs, labels = [], []
-    for batch in tqdm(loader, desc=desc, leave=False, unit="batch"):
+    for batch in progress(loader, desc=desc, leave=False, unit="batch"):
         out = head_output(net, batch["image"].to(device, non_blocking=True))
         probs.append(guide.mean(out).float().softmax(-1).cpu())
         labels.append(batch["label"])
@@ -94,10 +101,13 @@ class Trainer:
         self.config = config
         self.out = Path(config.out)
         self.device = resolve_device(config.device)
-        from bayes_fer.data import load_dataset  # noqa: PLC0415 - keeps model-only imports light
+        from bayes_fer.data import AUGMENTATIONS, load_dataset, train_transform  # noqa: PLC0415 - light imports
 
+        if config.augment not in AUGMENTATIONS:
+            raise ValueError(f"unknown augment {config.augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
+        augment = train_transform(config.image_size, **AUGMENTATIONS[config.augment])
         kw = dict(root=config.data_root, image_size=config.image_size, label_mode=config.label_mode, seed=config.seed)
-        self.train_set = load_dataset(config.dataset, split="train", size=config.train_size, **kw)
+        self.train_set = load_dataset(config.dataset, split="train", size=config.train_size, transform=augment, **kw)
         try:
             self.valid_set = load_dataset(config.dataset, split="valid", size=config.valid_size, **kw)
         except (FileNotFoundError, ValueError):
@@ -113,11 +123,11 @@ class Trainer:
         self.params = params
         fused = self.device.type == "cuda"
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None)
-        self.warmup = torch.optim.lr_scheduler.LinearLR(self.optimizer, 0.01, 1.0, total_iters=max(1, config.warmup_steps))
-        self.decay = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, config.lr_gamma)
+        self.epoch, self.step, self.best = 0, 0, -math.inf
+        # Stepped per step (warm-up, or warm-up and cosine annealing) and per epoch (the paper's decay).
+        self.warmup, self.decay = self._schedules()
         self.features_fn = torch.compile(self.net.forward_features) if config.compile else None
         self.elbo = TraceMeanField_ELBO()
-        self.epoch, self.step, self.best = 0, 0, -math.inf
         if resume:
             self._load(self.out / "last.pt")
 
@@ -153,6 +163,23 @@ class Trainer:
         set_rng_state(state["rng"])
         self.epoch, self.step, self.best = state["epoch"], state["step"], state["best_metric"]
         print(f"resumed from {path}: epoch {self.epoch}, step {self.step}, best valid accuracy {self.best:.4f}")
+
+    def _schedules(self) -> tuple[torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.LRScheduler]:
+        cfg = self.config
+        warm = max(1, cfg.warmup_steps)
+        if cfg.lr_schedule == "exponential":
+            per_step = torch.optim.lr_scheduler.LinearLR(self.optimizer, 0.01, 1.0, total_iters=warm)
+            return per_step, torch.optim.lr_scheduler.ExponentialLR(self.optimizer, cfg.lr_gamma)
+        if cfg.lr_schedule != "cosine":
+            raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}; choose exponential or cosine")
+        total = max(1, cfg.epochs * len(self._loader(self.train_set, train=True)))
+
+        def factor(step: int) -> float:
+            ramp = min(1.0, 0.01 + 0.99 * step / warm)
+            return ramp * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+        per_step = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        return per_step, torch.optim.lr_scheduler.ExponentialLR(self.optimizer, 1.0)
 
     # -- training ----------------------------------------------------------------------------
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
@@ -227,7 +254,7 @@ class Trainer:
         while self.epoch < cfg.epochs:
             self.net.train()
             loader = self._loader(self.train_set, train=True)
-            bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
+            bar = progress(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
             total, seen, t0 = 0.0, 0, time.monotonic()
             out_of_time = False
             for batch in bar:

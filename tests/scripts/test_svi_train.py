@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -22,13 +23,31 @@ def test_tiny_run_writes_checkpoints_logs_and_test_metrics(tmp_path):
     final = json.loads((tmp_path / "final.json").read_text())
     assert 0.0 <= final["test/accuracy"] <= 1.0 and final["test/nll"] > 0 and 0 <= final["test/ece"] <= 1
     assert (tmp_path / "metrics.csv").read_text().count("\n") == 2  # header + one epoch
-    assert json.loads((tmp_path / "metrics.jsonl").read_text())["epoch"] == 1
+    last = json.loads((tmp_path / "metrics.jsonl").read_text())
+    assert last["epoch"] == 1
+    assert last["lr"] == pytest.approx(0.0, abs=1e-12), "the synthetic preset anneals the learning rate to 0"
     assert json.loads((tmp_path / "config.json").read_text())["model"] == "poster_var_tiny"
     state = ckpt_io.load(tmp_path / "best.pt")  # weights_only=True
     for key in ("model", "guide", "optimizer", "warmup", "decay", "rng", "config", "class_names", "epoch", "best_metric"):
         assert key in state, key
     assert state["class_names"][0] == "neutral" and state["epoch"] == 1
     assert not list(tmp_path.glob(".*.tmp")), "temporary checkpoint files must be renamed into place"
+
+
+def test_cosine_schedule_warms_up_then_anneals_to_zero_and_rejects_unknown_names(tmp_path):
+    cfg = TrainConfig(out=str(tmp_path), train_size=64, valid_size=16, batch_size=16, epochs=2, warmup_steps=2,
+                      lr=1e-2, lr_schedule="cosine", workers=0)
+    trainer = Trainer(cfg)  # 4 steps per epoch, 8 in all
+    lrs = []
+    for _ in range(8):
+        lrs.append(trainer.optimizer.param_groups[0]["lr"])
+        trainer.warmup.step()
+    assert lrs[0] == pytest.approx(1e-4)  # warm-up starts at lr / 100
+    assert max(lrs) == lrs[2] == pytest.approx(1e-2 * 0.5 * (1 + math.cos(math.pi * 2 / 8)))  # warm-up done
+    assert all(a > b for a, b in zip(lrs[2:], lrs[3:]))  # then strictly annealing
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="exponential or cosine"):
+        Trainer(cfg.replace(lr_schedule="linear"))
 
 
 def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):

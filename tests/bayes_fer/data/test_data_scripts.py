@@ -38,7 +38,13 @@ def test_bench_data_documents_every_flag(monkeypatch):
 
 def test_synthetic_grid_writes_a_png(tmp_path):
     out = tmp_path / "grid.png"
-    proc = _run("scripts/synthetic_grid.py", "--out", str(out), "--rows", "2", "--cols", "3", "--dpi", "50")
+    faces = tmp_path / "faces"
+    proc = _run("scripts/synthetic_grid.py", "--out", str(out), "--rows", "2", "--cols", "3", "--dpi", "50",
+                "--save-faces", str(faces))
     assert proc.returncode == 0, proc.stderr
     with Image.open(out) as img:
         assert img.width > img.height > 100
+    saved = sorted(faces.glob("*.png"))
+    assert len(saved) == 6 and saved[0].name.startswith("00_neu")  # one clear face per emotion comes first
+    with Image.open(saved[0]) as face:
+        assert face.size == (112, 112) and face.mode == "RGB"
