@@ -38,6 +38,7 @@ def collect_predictions(
     num_workers: int = 0,
     progress: bool = True,
     description: str = "predict",
+    reference: str = "votes",
 ) -> Predictions:
     """Predict every item of ``dataset`` in order.
 
@@ -49,6 +50,8 @@ def collect_predictions(
         num_workers: DataLoader worker processes.
         progress: Show a tqdm progress bar on stderr.
         description: The progress bar's label.
+        reference: The sample field the distribution-level metrics compare with: ``"votes"``
+            (annotator counts) or ``"mixture"`` (the synthetic faces' true emotion mixtures).
 
     Returns:
         The :class:`Predictions`, with ``votes``, ``samples``, ``loc`` and ``scale`` when
@@ -65,13 +68,16 @@ def collect_predictions(
                          f"{list(class_names)}; evaluate on a dataset with the classes the model was trained on")
     if len(dataset) == 0:
         raise ValueError("the dataset split is empty; check --data-root and --split")
+    if reference != "votes" and reference not in dataset[0]:
+        raise ValueError(f"the dataset's samples carry no {reference!r} to compare with; only the synthetic "
+                         f"faces carry their true 'mixture'; use --reference votes")
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     meter = EvaluationMeter(class_names)
     with torch.no_grad():
         for batch in tqdm(loader, desc=description, disable=not progress, unit="batch"):
             result = predictor.predict_batch(batch["image"], num_samples=num_samples, return_samples=True)
             meter.update(
-                _field(result, "probs"), batch["label"], votes=batch.get("votes"),
+                _field(result, "probs"), batch["label"], votes=batch.get(reference),
                 samples=_field(result, "samples"), loc=_field(result, "loc"), scale=_field(result, "scale"),
             )
     return meter.predictions()
@@ -98,6 +104,7 @@ def predict_split(
     seed: int = 0,
     size: int | None = None,
     progress: bool = True,
+    reference: str = "votes",
 ) -> Predictions:
     """Load ``split`` of a dataset with the predictor's evaluation transform and predict it.
 
@@ -112,6 +119,7 @@ def predict_split(
         seed: Seeds the Monte-Carlo draws.
         size: Evaluate a seeded subset of this many examples (all when ``None``).
         progress: Show a progress bar.
+        reference: ``"votes"`` or ``"mixture"``, as in :func:`collect_predictions`.
 
     Returns:
         The :class:`Predictions` of the split.
@@ -131,4 +139,4 @@ def predict_split(
     data = load_dataset(name, root, split, transform=predictor.eval_transform, label_mode=config["label_mode"], **extra)
     torch.manual_seed(seed)
     return collect_predictions(predictor, data, num_samples, batch_size, num_workers, progress,
-                               description=f"{name}/{split}")
+                               description=f"{name}/{split}", reference=reference)

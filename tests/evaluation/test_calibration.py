@@ -208,3 +208,18 @@ def test_collect_predictions_rejects_a_different_class_order():
     faces.class_names = ["happiness", "neutral", "surprise"]
     with pytest.raises(ValueError, match=r"the dataset's classes .* differ from the checkpoint's"):
         collect_predictions(_Predictor(), faces, num_samples=2, progress=False)
+
+
+def test_collect_predictions_compares_with_the_field_asked_for():
+    class Mixed(_Faces):
+        def __getitem__(self, i: int) -> dict:
+            sample = super().__getitem__(i)
+            sample["mixture"] = sample["votes"] / sample["votes"].sum()
+            return sample
+
+    faces = Mixed("test", 6)
+    predictions = collect_predictions(_Predictor(), faces, num_samples=2, progress=False, reference="mixture")
+    expected = torch.stack([faces[i]["mixture"] for i in range(6)]).numpy()
+    np.testing.assert_allclose(predictions.votes, expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="carry no 'mixture'.*use --reference votes"):
+        collect_predictions(_Predictor(), _Faces("test", 6), num_samples=2, progress=False, reference="mixture")
