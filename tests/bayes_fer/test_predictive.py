@@ -106,3 +106,22 @@ def test_compound_readout_names_two_classes_within_the_margin(predictor):
     assert result.compound() == ["happily surprised"]
     result.probs = torch.tensor([[0.05, 0.10, 0.02, 0.73, 0.03, 0.05, 0.02]])
     assert result.compound() == ["surprised"]
+
+
+@pytest.mark.parametrize("kind", ["var", "pp"])
+def test_reference_checkpoints_predict_with_their_head_type(kind, tmp_path):
+    from tests.bayes_fer.test_models import _reference
+
+    _, state_dict, _ = _reference(kind)
+    path = tmp_path / f"poster_{kind}.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state_dict.items()}}, path)
+    with pytest.raises(ValueError, match="dataset='rafdb'"):
+        Predictor.from_checkpoint(path, device="cpu")
+    result = Predictor.from_checkpoint(path, device="cpu", dataset="rafdb")(torch.rand(2, 3, 112, 112), num_samples=20)
+    assert result.class_names[0] == "surprise" and result.probs.shape == (2, 7)
+    torch.testing.assert_close(result.probs.sum(-1), torch.ones(2))
+    if kind == "var":  # POSTER-Var: the paper's mean-field posterior
+        assert result.stochastic and torch.all(result.scale > 0)
+    else:  # POSTER++: a linear head, so the spread is zero and said to be
+        assert not result.stochastic and torch.all(result.scale == 0)
+        assert result.to_records()[0]["spread"] == "zero (deterministic head)"
