@@ -3,10 +3,13 @@
 
 Measures, for one model: eval images/s at several batch sizes (inference mode), seconds per
 training step (forward + backward + AdamW), peak resident memory, the VI head's cost against
-a deterministic head, and the predictive cost against the number of Monte-Carlo draws.
+a deterministic head, the predictive cost against the number of Monte-Carlo draws, and with
+``--train-data`` the real data pipeline alone (decode + augment) and training on it.
 
-example:
+examples:
   python benchmarks/bench_model.py --model poster_var --threads 2 --batches 1 8 32 --out bench.json
+  python benchmarks/bench_model.py --model poster_var --device cuda --bf16 --batches 1 32 256 --train-batch 48 \
+      --train-data ferplus --data-root ../shared/data/ferplus --workers 8 --head-overhead --predictive 1 1000
 """
 from __future__ import annotations
 
@@ -32,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
     p.add_argument("--head-overhead", action="store_true", help="time the VI head against a linear head")
     p.add_argument("--predictive", type=int, nargs="*", default=[], help="predictive cost for these S (e.g. 1 1000)")
+    p.add_argument("--train-data", choices=["synthetic", "ferplus", "rafdb", "affectnet7", "affectnet8", "fer2013"],
+                   help="also time the training data pipeline alone and training on it (batch --train-batch)")
+    p.add_argument("--data-root", help="folder of --train-data in its official layout (not needed for synthetic)")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers of --train-data")
     p.add_argument("--out", help="write the results as JSON here")
     return p
 
@@ -48,6 +55,23 @@ def timed(fn, seconds: float, sync) -> float:
         elapsed = time.perf_counter() - t0
         if elapsed >= seconds and n >= 3:
             return elapsed / n
+
+
+def pipeline_rate(loader, seconds: float, step=None) -> float:
+    """Images/s drawn from ``loader`` (and fed to ``step(images, labels)``) over ``seconds``, after 2 batches."""
+    n, t0, warm = 0, None, 0
+    while True:
+        for batch in loader:
+            if step is not None:
+                step(batch["image"], batch["label"])
+            if warm < 2:
+                warm += 1
+                t0 = time.perf_counter() if warm == 2 else t0
+                continue
+            n += len(batch["label"])
+            elapsed = time.perf_counter() - t0
+            if elapsed >= seconds:
+                return n / elapsed
 
 
 def peak_rss_mb() -> float:
@@ -107,23 +131,42 @@ def main(argv: list[str] | None = None) -> int:
         x = torch.randn(args.train_batch, 3, args.input_size, args.input_size, device=device)
         y = torch.randint(0, net.num_classes, (args.train_batch,), device=device)
 
-        def step():
+        def step(images, labels):
+            images = images.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
             with amp:
-                loc, _ = fwd(x)
-            torch.nn.functional.cross_entropy(loc.float(), y).backward()
+                loc, _ = fwd(images)
+            torch.nn.functional.cross_entropy(loc.float(), labels).backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
+            sync()
 
-        dt = timed(step, args.seconds, sync)
+        dt = timed(lambda: step(x, y), args.seconds, sync)
         results["train_step_s"] = dt
         results["peak_rss_mb_train"] = peak_rss_mb()
         rows.append((f"train step batch {args.train_batch}", f"{dt:.3f} s", f"{args.train_batch / dt:.1f} img/s"))
+        if args.train_data:
+            from torch.utils.data import DataLoader
+
+            from bayes_fer.data import load_dataset
+
+            data = load_dataset(args.train_data, args.data_root, "train", image_size=112)
+            loader = DataLoader(data, batch_size=args.train_batch, shuffle=True, num_workers=args.workers,
+                                drop_last=True, persistent_workers=args.workers > 0, pin_memory=device.type == "cuda")
+            data_rate = pipeline_rate(loader, args.seconds)
+            train_rate = pipeline_rate(loader, args.seconds, step)
+            results["data_pipeline"] = {"dataset": args.train_data, "workers": args.workers,
+                                        "images_per_s": data_rate, "train_images_per_s": train_rate}
+            label = f"{args.train_data}, {args.workers} workers"
+            rows.append((f"data pipeline ({label})", f"{data_rate:.0f} img/s", "decode + augment"))
+            rows.append((f"training on {args.train_data}, batch {args.train_batch}", f"{train_rate:.1f} img/s",
+                         "data + fwd + bwd + AdamW"))
     if device.type == "cuda":
         results["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     rows.append(("peak RSS", f"{peak_rss_mb():.0f} MB", ""))
     print(f"{args.model} on {args.device} ({args.threads} threads), input {args.input_size}, bf16={args.bf16}")
     for r in rows:
-        print(f"  {r[0]:<32} {r[1]:>16} {r[2]:>20}")
+        print(f"  {r[0]:<42} {r[1]:>16} {r[2]:>24}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)
