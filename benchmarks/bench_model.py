@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"  {r[0]:<42} {r[1]:>16} {r[2]:>24}")
     if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)
     return 0
