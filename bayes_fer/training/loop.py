@@ -179,6 +179,7 @@ class Trainer:
             return ramp * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
 
         per_step = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        # A constant per-epoch scheduler keeps one checkpoint layout for both schedules.
         return per_step, torch.optim.lr_scheduler.ExponentialLR(self.optimizer, 1.0)
 
     # -- training ----------------------------------------------------------------------------
