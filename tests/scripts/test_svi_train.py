@@ -34,6 +34,7 @@ def test_tiny_run_writes_checkpoints_logs_and_test_metrics(tmp_path):
     assert not list(tmp_path.glob(".*.tmp")), "temporary checkpoint files must be renamed into place"
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`")
 def test_cosine_schedule_warms_up_then_anneals_to_zero_and_rejects_unknown_names(tmp_path):
     cfg = TrainConfig(out=str(tmp_path), train_size=64, valid_size=16, batch_size=16, epochs=2, warmup_steps=2,
                       lr=1e-2, lr_schedule="cosine", workers=0)
