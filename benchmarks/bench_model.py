@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
     p.add_argument("--head-overhead", action="store_true", help="time the VI head against a linear head")
     p.add_argument("--predictive", type=int, nargs="*", default=[], help="predictive cost for these S (e.g. 1 1000)")
+    # Listed here rather than imported: bayes_fer loads torch, which must wait for the bf16 guard in main().
     p.add_argument("--train-data", choices=["synthetic", "ferplus", "rafdb", "affectnet7", "affectnet8", "fer2013"],
                    help="also time the training data pipeline alone and training on it (batch --train-batch)")
     p.add_argument("--data-root", help="folder of --train-data in its official layout (not needed for synthetic)")

@@ -182,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
     metrics = evaluate(predictions, args.out, validation, args.num_bins, args.coverages, args.formats, args.title,
-                       reference=getattr(args, "reference", "votes") if args.checkpoint is not None else "votes")
+                       reference=args.reference if args.checkpoint is not None else "votes")
     print(summary_table(metrics))
     print(f"\nwrote {args.out / 'metrics.json'}, {args.out / 'report.md'} and figures to {args.out}")
     return 0

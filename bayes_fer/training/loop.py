@@ -105,6 +105,8 @@ class Trainer:
 
         if config.augment not in AUGMENTATIONS:
             raise ValueError(f"unknown augment {config.augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
+        if config.lr_schedule not in ("exponential", "cosine"):
+            raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; choose exponential or cosine")
         augment = train_transform(config.image_size, **AUGMENTATIONS[config.augment])
         kw = dict(root=config.data_root, image_size=config.image_size, label_mode=config.label_mode, seed=config.seed)
         self.train_set = load_dataset(config.dataset, split="train", size=config.train_size, transform=augment, **kw)
@@ -170,8 +172,6 @@ class Trainer:
         if cfg.lr_schedule == "exponential":
             per_step = torch.optim.lr_scheduler.LinearLR(self.optimizer, 0.01, 1.0, total_iters=warm)
             return per_step, torch.optim.lr_scheduler.ExponentialLR(self.optimizer, cfg.lr_gamma)
-        if cfg.lr_schedule != "cosine":
-            raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}; choose exponential or cosine")
         total = max(1, cfg.epochs * len(self._loader(self.train_set, train=True)))
 
         def factor(step: int) -> float:
