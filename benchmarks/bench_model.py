@@ -93,12 +93,22 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
-    net = create_model(args.model).to(device).eval()
-    fwd = torch.compile(net) if args.compile else net
+    data = None
+    if args.train_data:
+        from bayes_fer.data import load_dataset
+
+        # Loaded first: the network needs the data set's class count (FER+ and AffectNet-8 have 8).
+        data = load_dataset(args.train_data, args.data_root, "train", image_size=112)
+    net = create_model(args.model, num_classes=len(data.class_names) if data else 7).to(device).eval()
+    fwd = torch.compile(net, dynamic=False) if args.compile else net  # static: one graph per batch size
     results: dict = {"model": args.model, "device": args.device, "threads": args.threads, "input_size": args.input_size,
                      "bf16": args.bf16, "compile": args.compile, "torch": torch.__version__, "cpu": platform.processor()
                      or platform.machine(), "eval_images_per_s": {}}
+    if device.type == "cuda":
+        results["gpu"] = torch.cuda.get_device_name(device)
     rows = []
     for bs in args.batches:
         x = torch.randn(bs, 3, args.input_size, args.input_size, device=device)
@@ -146,12 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         results["train_step_s"] = dt
         results["peak_rss_mb_train"] = peak_rss_mb()
         rows.append((f"train step batch {args.train_batch}", f"{dt:.3f} s", f"{args.train_batch / dt:.1f} img/s"))
-        if args.train_data:
+        if data is not None:
             from torch.utils.data import DataLoader
 
-            from bayes_fer.data import load_dataset
-
-            data = load_dataset(args.train_data, args.data_root, "train", image_size=112)
             loader = DataLoader(data, batch_size=args.train_batch, shuffle=True, num_workers=args.workers,
                                 drop_last=True, persistent_workers=args.workers > 0, pin_memory=device.type == "cuda")
             data_rate = pipeline_rate(loader, args.seconds)
@@ -165,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         results["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     rows.append(("peak RSS", f"{peak_rss_mb():.0f} MB", ""))
-    print(f"{args.model} on {args.device} ({args.threads} threads), input {args.input_size}, bf16={args.bf16}")
+    where = results.get("gpu", f"{args.threads} threads")
+    print(f"{args.model} on {args.device} ({where}), input {args.input_size}, bf16={args.bf16}, compile={args.compile}")
     for r in rows:
         print(f"  {r[0]:<42} {r[1]:>16} {r[2]:>24}")
     if args.out:
