@@ -34,6 +34,8 @@ def resolve_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {name} was asked for but CUDA is not available; use --device cpu or auto")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # training batches have one shape: let cuDNN pick its fastest kernels
     return device
 
 
@@ -264,7 +266,8 @@ class Trainer:
                 self.step += 1
                 n = batch["image"].shape[0]
                 total, seen = total + loss * n, seen + n
-                bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{seen / (time.monotonic() - t0):.0f}")
+                # refresh=False: the bar's own throttle decides when to redraw (a forced redraw per step floods logs).
+                bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{seen / (time.monotonic() - t0):.0f}", refresh=False)
                 if cfg.max_minutes and time.monotonic() - start > 60 * cfg.max_minutes:
                     out_of_time = True
                     break
