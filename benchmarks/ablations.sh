@@ -3,6 +3,8 @@
 #
 #   bash benchmarks/ablations.sh synthetic            # mixture recovery per guide (~15 min)
 #   bash benchmarks/ablations.sh ferplus [MINUTES]    # paper's Table 3 at a common time box (~8 min per run)
+#   bash benchmarks/ablations.sh ferplus-gpu [EPOCHS [VARIANT...]]
+#                                                     # the full-size networks on one CUDA GPU, bf16
 #
 # FER+ is read from $FERPLUS (default ../shared/data/ferplus). Outputs go to runs/ablations/.
 set -euo pipefail
@@ -43,8 +45,37 @@ ferplus() {
     done
 }
 
+ferplus_gpu() {  # ferplus_gpu EPOCHS [VARIANT...]; EXTRA adds flags to every run (e.g. a --train-size smoke test)
+    local epochs=${1:-8}
+    shift || true
+    local common=(--dataset ferplus --data-root "$FERPLUS" --device "${DEVICE:-cuda}" --workers "${WORKERS:-12}"
+                  --batch-size 128 --lr 5e-4 --lr-schedule cosine --warmup-steps 200 --epochs "$epochs")
+    [ "${DEVICE:-cuda}" = cpu ] || common+=(--bf16)
+    declare -A variants=(
+        [poster_var]="--model poster_var --guide normal"
+        [no_layer_embedding]="--model poster_var --guide normal --no-layer-embedding"
+        [delta]="--model poster_var --guide delta"
+        [lowrank]="--model poster_var --guide lowrank"
+        [poster_pp]="--model poster_pp --guide delta"
+    )
+    local names=("$@")
+    [ ${#names[@]} -gt 0 ] || names=(poster_var no_layer_embedding delta lowrank poster_pp)
+    for name in "${names[@]}"; do
+        [ -n "${variants[$name]:-}" ] || { echo "unknown variant $name; known: ${!variants[*]}" >&2; exit 2; }
+        run=$OUT/ferplus-gpu-$name
+        mkdir -p "$run"
+        local t0=$SECONDS
+        # shellcheck disable=SC2086 # the variant's and EXTRA's flags are meant to split
+        "$PY" scripts/svi_train.py "${common[@]}" ${variants[$name]} ${EXTRA:-} --out "$run" 2>"$run/stderr.log" \
+            | grep -E "^(epoch|test)"
+        echo "$name: training wall time $((SECONDS - t0)) s"
+        evaluate "$run" --data-root "$FERPLUS" --num-workers "${WORKERS:-12}"
+    done
+}
+
 case "${1:-}" in
     synthetic) synthetic ;;
     ferplus) ferplus "${2:-6}" ;;
-    *) echo "usage: $0 synthetic | ferplus [MINUTES]" >&2; exit 2 ;;
+    ferplus-gpu) shift; ferplus_gpu "$@" ;;
+    *) echo "usage: $0 synthetic | ferplus [MINUTES] | ferplus-gpu [EPOCHS [VARIANT...]]" >&2; exit 2 ;;
 esac
