@@ -103,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         # Loaded first: the network needs the data set's class count (FER+ and AffectNet-8 have 8).
         data = load_dataset(args.train_data, args.data_root, "train", image_size=112)
     net = create_model(args.model, num_classes=len(data.class_names) if data else 7).to(device).eval()
-    fwd = torch.compile(net, dynamic=False) if args.compile else net  # static: one graph per batch size
+    # The bound forward, not the module: PyroModule.__call__ enters Pyro's parameter context,
+    # which dynamo cannot trace, and it would then compile each submodule on its own. Static
+    # shapes: one graph per batch size.
+    fwd = torch.compile(net.forward, dynamic=False) if args.compile else net
     results: dict = {"model": args.model, "device": args.device, "threads": args.threads, "input_size": args.input_size,
                      "bf16": args.bf16, "compile": args.compile, "torch": torch.__version__, "cpu": platform.processor()
                      or platform.machine(), "eval_images_per_s": {}}

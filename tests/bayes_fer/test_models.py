@@ -187,3 +187,13 @@ def test_ablation_without_layer_embedding_still_applies_fusion_norm():
     model = create_model("poster_var_tiny", layer_embedding=False)
     assert model.level_embeds is None and isinstance(model.fusion_norm, torch.nn.LayerNorm)
     assert set(list_models()) >= {"poster_var", "poster_pp", "poster_var_tiny"}
+
+
+@pytest.mark.parametrize("name", ["poster_var_tiny", "poster_pp_tiny"])
+def test_forward_traces_as_one_graph_for_torch_compile(name):
+    # A graph break would make torch.compile fall back to compiling pieces one by one (and hit
+    # its recompile limit on the repeated blocks). The bound forward is what --compile compiles.
+    net = create_model(name).eval()
+    with torch.inference_mode():
+        explained = torch._dynamo.explain(net.forward)(torch.randn(2, 3, 224, 224))
+    assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons
