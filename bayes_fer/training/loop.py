@@ -125,6 +125,7 @@ class Trainer:
         self.guide.to(self.device)
         params = [p for p in list(self.net.parameters()) + list(self.guide.parameters()) if p.requires_grad]
         self.params = params
+        self._validated = False  # Pyro's argument checks have run on a step of this run
         fused = self.device.type == "cuda"
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None)
         self.epoch, self.step, self.best = 0, 0, -math.inf
@@ -212,22 +213,32 @@ class Trainer:
         out = head_output(self.net, batch["image"], self.config.bf16, self.features_fn)
         return elbo_loss(self.model, self.guide, out, batch, len(self.train_set), self.elbo)
 
-    def _train_step(self, batch: dict) -> float:
-        loss = self._loss(batch)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"loss is {loss.item()} at epoch {self.epoch + 1}, step {self.step}; the last good checkpoint "
-                f"{self.out / 'last.pt'} is kept. Try a lower --lr or a larger --kl-weight/--prior-scale."
-            )
-        loss.backward()
-        if self.config.sam_rho > 0:
-            self._sam_second_pass(batch)
+    def _train_step(self, batch: dict) -> torch.Tensor:
+        """One SVI step. Returns the loss unread: reading it would make the CPU wait for the GPU."""
+        # Pyro's and torch's argument checks read tensors on the host, and on CUDA each one
+        # stalls the queue; shapes and supports do not change between steps, so there they run
+        # on a run's first step only.
+        with pyro.validation_enabled(self.device.type != "cuda" or not self._validated):
+            loss = self._loss(batch)
+            loss.backward()
+            if self.config.sam_rho > 0:
+                self._sam_second_pass(batch)
+        self._validated = True
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.warmup.step()
-        return loss.item()
+        return loss.detach()
+
+    def _read_loss(self, loss: torch.Tensor, step: int) -> float:
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"loss is {value} at epoch {self.epoch + 1}, step {step}; the last good checkpoint "
+                f"{self.out / 'last.pt'} is kept. Try a lower --lr or a larger --kl-weight/--prior-scale."
+            )
+        return value
 
     def _sam_second_pass(self, batch: dict) -> None:
         """Sharpness-aware minimisation: take the gradient at the worst point within rho."""
@@ -260,17 +271,23 @@ class Trainer:
             bar = progress(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
             total, seen, t0 = 0.0, 0, time.monotonic()
             out_of_time = False
+            pending = None  # (loss, step, faces) of the last step, read once the next one is queued
             for batch in bar:
                 batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
                 loss = self._train_step(batch)
+                if pending is not None:
+                    value = self._read_loss(*pending[:2])
+                    total, seen = total + value * pending[2], seen + pending[2]
+                    # refresh=False: the bar's own throttle decides when to redraw (per step it floods logs).
+                    bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{seen / (time.monotonic() - t0):.0f}",
+                                    refresh=False)
+                pending = (loss, self.step, batch["image"].shape[0])
                 self.step += 1
-                n = batch["image"].shape[0]
-                total, seen = total + loss * n, seen + n
-                # refresh=False: the bar's own throttle decides when to redraw (a forced redraw per step floods logs).
-                bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{seen / (time.monotonic() - t0):.0f}", refresh=False)
                 if cfg.max_minutes and time.monotonic() - start > 60 * cfg.max_minutes:
                     out_of_time = True
                     break
+            if pending is not None:
+                total, seen = total + self._read_loss(*pending[:2]) * pending[2], seen + pending[2]
             train_time = time.monotonic() - t0
             self.decay.step()
             self.epoch += 1
