@@ -27,20 +27,27 @@ synthetic() {
     done
 }
 
+VARIANTS=(poster_var no_layer_embedding delta lowrank poster_pp)
+
+variant_flags() {  # variant_flags NAME SIZE: one Table 3 variant's flags; SIZE is "" (full) or _tiny
+    case $1 in
+        poster_var) echo "--model poster_var$2 --guide normal" ;;
+        no_layer_embedding) echo "--model poster_var$2 --guide normal --no-layer-embedding" ;;
+        delta) echo "--model poster_var$2 --guide delta" ;;
+        lowrank) echo "--model poster_var$2 --guide lowrank" ;;
+        poster_pp) echo "--model poster_pp$2 --guide delta" ;;
+        *) echo "unknown variant $1; known: ${VARIANTS[*]}" >&2; exit 2 ;;
+    esac
+}
+
 ferplus() {
     local minutes=${1:-6}
     local common=(--dataset ferplus --data-root "$FERPLUS" --lr 5e-4 --epochs 1 --max-minutes "$minutes")
-    declare -A variants=(
-        [poster_var_tiny]="--model poster_var_tiny --guide normal"
-        [no_layer_embedding]="--model poster_var_tiny --guide normal --no-layer-embedding"
-        [delta]="--model poster_var_tiny --guide delta"
-        [lowrank]="--model poster_var_tiny --guide lowrank"
-        [poster_pp_tiny]="--model poster_pp_tiny --guide delta"
-    )
-    for name in poster_var_tiny no_layer_embedding delta lowrank poster_pp_tiny; do
-        run=$OUT/ferplus-$name
-        # shellcheck disable=SC2086 # the variant's flags are meant to split
-        "$PY" scripts/svi_train.py "${common[@]}" ${variants[$name]} --out "$run" 2>/dev/null | grep -E "^(epoch|test)"
+    for name in "${VARIANTS[@]}"; do
+        run=$OUT/ferplus-tiny-$name
+        # shellcheck disable=SC2046 # the variant's flags are meant to split
+        "$PY" scripts/svi_train.py "${common[@]}" $(variant_flags "$name" _tiny) --out "$run" 2>/dev/null \
+            | grep -E "^(epoch|test)"
         evaluate "$run" --data-root "$FERPLUS"
     done
 }
@@ -51,22 +58,16 @@ ferplus_gpu() {  # ferplus_gpu EPOCHS [VARIANT...]; EXTRA adds flags to every ru
     local common=(--dataset ferplus --data-root "$FERPLUS" --device "${DEVICE:-cuda}" --workers "${WORKERS:-12}"
                   --batch-size 128 --lr 5e-4 --lr-schedule cosine --warmup-steps 200 --epochs "$epochs")
     [ "${DEVICE:-cuda}" = cpu ] || common+=(--bf16)
-    declare -A variants=(
-        [poster_var]="--model poster_var --guide normal"
-        [no_layer_embedding]="--model poster_var --guide normal --no-layer-embedding"
-        [delta]="--model poster_var --guide delta"
-        [lowrank]="--model poster_var --guide lowrank"
-        [poster_pp]="--model poster_pp --guide delta"
-    )
     local names=("$@")
-    [ ${#names[@]} -gt 0 ] || names=(poster_var no_layer_embedding delta lowrank poster_pp)
+    [ ${#names[@]} -gt 0 ] || names=("${VARIANTS[@]}")
     for name in "${names[@]}"; do
-        [ -n "${variants[$name]:-}" ] || { echo "unknown variant $name; known: ${!variants[*]}" >&2; exit 2; }
+        local flags
+        flags=$(variant_flags "$name" "")
         run=$OUT/ferplus-gpu-$name
         mkdir -p "$run"
         local t0=$SECONDS
         # shellcheck disable=SC2086 # the variant's and EXTRA's flags are meant to split
-        "$PY" scripts/svi_train.py "${common[@]}" ${variants[$name]} ${EXTRA:-} --out "$run" 2>"$run/stderr.log" \
+        "$PY" scripts/svi_train.py "${common[@]}" $flags ${EXTRA:-} --out "$run" 2>"$run/stderr.log" \
             | grep -E "^(epoch|test)"
         echo "$name: training wall time $((SECONDS - t0)) s"
         evaluate "$run" --data-root "$FERPLUS" --num-workers "${WORKERS:-12}"
