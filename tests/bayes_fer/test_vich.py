@@ -123,7 +123,9 @@ def test_loss_decreases_on_a_fixed_batch():
     net.eval()  # no dropped branches: the same function every step
     # A light KL weight: with eight examples the prior would otherwise dominate the optimum.
     model, guide = VICHModel(K, kl_weight=0.1), create_guide("normal", K, net.config.embed_dim, kl_weight=0.1)
-    optimizer = torch.optim.AdamW(list(net.parameters()) + list(guide.parameters()), lr=3e-3)
+    # At 3e-3 one seed in eight (and thread-order noise) stalled near the start; at 1e-3 eight
+    # seeds all end at 0.31-0.36 of the starting loss.
+    optimizer = torch.optim.AdamW(list(net.parameters()) + list(guide.parameters()), lr=1e-3)
     many = pyro.infer.TraceMeanField_ELBO(num_particles=64, vectorize_particles=True, max_plate_nesting=1)
 
     def averaged_loss():
