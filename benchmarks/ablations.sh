@@ -6,11 +6,12 @@
 #   bash benchmarks/ablations.sh ferplus-gpu [EPOCHS [VARIANT...]]
 #                                                     # the full-size networks on one CUDA GPU, bf16
 #
-# FER+ is read from $FERPLUS (default ../shared/data/ferplus). Outputs go to runs/ablations/.
+# FER+ is read from $FERPLUS (default ../shared/data/ferplus); $EXTRA adds flags to every FER+
+# run (EXTRA="--seed 1" for a repeat). Outputs go to $OUT (default runs/ablations/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-OUT=runs/ablations
+OUT=${OUT:-runs/ablations}
 FERPLUS=${FERPLUS:-../shared/data/ferplus}
 
 evaluate() {  # evaluate <run dir> <extra evaluation flags...>
@@ -45,8 +46,8 @@ ferplus() {
     local common=(--dataset ferplus --data-root "$FERPLUS" --lr 5e-4 --epochs 1 --max-minutes "$minutes")
     for name in "${VARIANTS[@]}"; do
         run=$OUT/ferplus-tiny-$name
-        # shellcheck disable=SC2046 # the variant's flags are meant to split
-        "$PY" scripts/svi_train.py "${common[@]}" $(variant_flags "$name" _tiny) --out "$run" 2>/dev/null \
+        # shellcheck disable=SC2046,SC2086 # the variant's and EXTRA's flags are meant to split
+        "$PY" scripts/svi_train.py "${common[@]}" $(variant_flags "$name" _tiny) ${EXTRA:-} --out "$run" 2>/dev/null \
             | grep -E "^(epoch|test)"
         evaluate "$run" --data-root "$FERPLUS"
     done
