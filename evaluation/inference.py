@@ -68,13 +68,13 @@ def collect_predictions(
                          f"{list(class_names)}; evaluate on a dataset with the classes the model was trained on")
     if len(dataset) == 0:
         raise ValueError("the dataset split is empty; check --data-root and --split")
-    if reference != "votes" and reference not in dataset[0]:
-        raise ValueError(f"the dataset's samples carry no {reference!r} to compare with; only the synthetic "
-                         f"faces carry their true 'mixture'; use --reference votes")
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     meter = EvaluationMeter(class_names)
     with torch.no_grad():
         for batch in tqdm(loader, desc=description, disable=not progress, unit="batch"):
+            if reference != "votes" and reference not in batch:
+                raise ValueError(f"the dataset's samples carry no {reference!r} to compare with; only the synthetic "
+                                 f"faces carry their true 'mixture'; use --reference votes")
             result = predictor.predict_batch(batch["image"], num_samples=num_samples, return_samples=True)
             meter.update(
                 _field(result, "probs"), batch["label"], votes=batch.get(reference),

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bayes_fer.data.transforms import AUGMENTATIONS  # noqa: E402
 from bayes_fer.models import CheckpointError  # noqa: E402
-from bayes_fer.training import DATASETS, TrainConfig, TrainingDiverged, preset, train  # noqa: E402
+from bayes_fer.training import DATASETS, LR_SCHEDULES, TrainConfig, TrainingDiverged, preset, train  # noqa: E402
 from guides import GUIDES  # noqa: E402
 
 EXAMPLES = """examples:
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--lr", type=float, help="peak learning rate of AdamW")
     a("--weight-decay", type=float, help="AdamW weight decay")
     a("--lr-gamma", type=float, help="ExponentialLR decay per epoch")
-    a("--lr-schedule", choices=("exponential", "cosine"), help="per-epoch decay by --lr-gamma (the paper) or cosine to 0")
+    a("--lr-schedule", choices=LR_SCHEDULES, help="per-epoch decay by --lr-gamma (the paper) or cosine to 0")
     a("--warmup-steps", type=int, help="linear learning-rate warm-up steps")
     a("--sam-rho", type=float, help="SAM neighbourhood size (0 disables; the reference used 0.05)")
     a("--grad-clip", type=float, help="max gradient norm (0 disables)")

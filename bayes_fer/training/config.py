@@ -5,6 +5,7 @@ import dataclasses
 from dataclasses import dataclass
 
 DATASETS = ("synthetic", "rafdb", "affectnet7", "affectnet8", "ferplus", "fer2013", "folder")
+LR_SCHEDULES = ("exponential", "cosine")  # per-epoch decay by lr_gamma (the paper), or cosine to 0 per step
 
 
 @dataclass(frozen=True)

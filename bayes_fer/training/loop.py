@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from bayes_fer import checkpoint as ckpt_io
 from bayes_fer.models import PosterNet
 from bayes_fer.training.builder import build_network, build_vich
-from bayes_fer.training.config import TrainConfig, preset
+from bayes_fer.training.config import LR_SCHEDULES, TrainConfig, preset
 from bayes_fer.training.state import get_rng_state, set_rng_state
 from bayes_fer.vich import HeadOutput, VICHModel
 from guides import AmortizedGuide
@@ -107,8 +107,8 @@ class Trainer:
 
         if config.augment not in AUGMENTATIONS:
             raise ValueError(f"unknown augment {config.augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
-        if config.lr_schedule not in ("exponential", "cosine"):
-            raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; choose exponential or cosine")
+        if config.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; choose {' or '.join(LR_SCHEDULES)}")
         augment = train_transform(config.image_size, **AUGMENTATIONS[config.augment])
         kw = dict(root=config.data_root, image_size=config.image_size, label_mode=config.label_mode, seed=config.seed)
         self.train_set = load_dataset(config.dataset, split="train", size=config.train_size, transform=augment, **kw)
@@ -231,14 +231,16 @@ class Trainer:
         self.warmup.step()
         return loss.detach()
 
-    def _read_loss(self, loss: torch.Tensor, step: int) -> float:
+    def _tally(self, pending: tuple[torch.Tensor, int, int], total: float, seen: int) -> tuple[float, int]:
+        """Read a step's ``(loss, step, faces)`` and add it to the epoch's loss sum and face count."""
+        loss, step, faces = pending
         value = loss.item()
         if not math.isfinite(value):
             raise TrainingDiverged(
                 f"loss is {value} at epoch {self.epoch + 1}, step {step}; the last good checkpoint "
                 f"{self.out / 'last.pt'} is kept. Try a lower --lr or a larger --kl-weight/--prior-scale."
             )
-        return value
+        return total + value * faces, seen + faces
 
     def _sam_second_pass(self, batch: dict) -> None:
         """Sharpness-aware minimisation: take the gradient at the worst point within rho."""
@@ -276,8 +278,7 @@ class Trainer:
                 batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
                 loss = self._train_step(batch)
                 if pending is not None:
-                    value = self._read_loss(*pending[:2])
-                    total, seen = total + value * pending[2], seen + pending[2]
+                    total, seen = self._tally(pending, total, seen)
                     # refresh=False: the bar's own throttle decides when to redraw (per step it floods logs).
                     bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{seen / (time.monotonic() - t0):.0f}",
                                     refresh=False)
@@ -287,7 +288,7 @@ class Trainer:
                     out_of_time = True
                     break
             if pending is not None:
-                total, seen = total + self._read_loss(*pending[:2]) * pending[2], seen + pending[2]
+                total, seen = self._tally(pending, total, seen)
             train_time = time.monotonic() - t0
             self.decay.step()
             self.epoch += 1
