@@ -70,13 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    given = {k: v for k, v in vars(args).items() if v is not None and k != "resume"}
-    pretrained = any(given.get(k) for k in ("ir50", "landmarks", "init_from"))
-    fields = {**preset(given.get("dataset", "synthetic"), pretrained), **given}
-    model = fields.get("model", TrainConfig.model)
-    fields.setdefault("out", f"runs/{fields.get('dataset', 'synthetic')}-{model}")
+    """The dataset's preset with every flag given on the command line laid over it."""
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in fields.items() if k in names})
+    given = {k: v for k, v in vars(args).items() if v is not None and k in names}
+    pretrained = any(given.get(k) for k in ("ir50", "landmarks", "init_from"))
+    config = preset(given.get("dataset", "synthetic"), pretrained).replace(**given)
+    return config if "out" in given else config.replace(out=f"runs/{config.dataset}-{config.model}")
 
 
 def main(argv: list[str] | None = None) -> int:
