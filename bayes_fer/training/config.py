@@ -77,7 +77,9 @@ SCRATCH_PRESETS: dict[str, TrainConfig] = {
         dataset="synthetic", kl_weight=0.01, model="poster_var_tiny", batch_size=16, lr=5e-4, epochs=3,
         warmup_steps=50, augment="flip", train_size=3200, valid_size=500, lr_schedule="cosine",
     ),
-    "ferplus": TrainConfig(dataset="ferplus", kl_weight=0.01, batch_size=32, lr=2e-3, epochs=2, warmup_steps=200),
+    # poster_var_tiny with this recipe: test accuracy 0.688 in 55 minutes on 2 CPU cores (RESULTS.md).
+    "ferplus": TrainConfig(dataset="ferplus", kl_weight=0.01, batch_size=32, lr=1e-3, epochs=6, warmup_steps=200,
+                           lr_schedule="cosine"),
     "rafdb": TrainConfig(dataset="rafdb", kl_weight=0.01, batch_size=48, lr=1e-3, epochs=60, warmup_steps=300),
     "affectnet7": TrainConfig(dataset="affectnet7", kl_weight=0.01, batch_size=48, lr=1e-3, epochs=30,
                               warmup_steps=500, balanced_per_class=3000),
