@@ -25,7 +25,7 @@ import time
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="poster_var", help="registered model name")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--input-size", type=int, default=224, help="input side (224 is subsampled to the native 112)")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32], help="eval batch sizes")
@@ -81,20 +81,23 @@ def peak_rss_mb() -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.bf16 and args.device == "cpu":
+    if args.bf16 and not args.device.startswith("cuda"):  # cpu, or auto that may land on the CPU
         # These CPUs advertise AMX-BF16 but fault on it: cap oneDNN at AVX512-BF16 before torch loads.
         os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
     import torch
 
     from bayes_fer import create_model
     from bayes_fer.predictive import Predictor
+    from bayes_fer.training.loop import resolve_device
     from guides import NormalGuide
 
     torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    try:
+        device = resolve_device(args.device)  # on CUDA it also turns on cuDNN autotuning, as training does
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
     data = None
     if args.train_data:
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     # which dynamo cannot trace, and it would then compile each submodule on its own. Static
     # shapes: one graph per batch size.
     fwd = torch.compile(net.forward, dynamic=False) if args.compile else net
-    results: dict = {"model": args.model, "device": args.device, "threads": args.threads, "input_size": args.input_size,
+    results: dict = {"model": args.model, "device": str(device), "threads": args.threads, "input_size": args.input_size,
                      "bf16": args.bf16, "compile": args.compile, "torch": torch.__version__, "cpu": platform.processor()
                      or platform.machine(), "eval_images_per_s": {}}
     if device.type == "cuda":
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         results["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     rows.append(("peak RSS", f"{peak_rss_mb():.0f} MB", ""))
     where = results.get("gpu", f"{args.threads} threads")
-    print(f"{args.model} on {args.device} ({where}), input {args.input_size}, bf16={args.bf16}, compile={args.compile}")
+    print(f"{args.model} on {device} ({where}), input {args.input_size}, bf16={args.bf16}, compile={args.compile}")
     for r in rows:
         print(f"  {r[0]:<42} {r[1]:>16} {r[2]:>24}")
     if args.out:

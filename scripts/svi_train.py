@@ -74,7 +74,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if v is not None and k in names}
     pretrained = any(given.get(k) for k in ("ir50", "landmarks", "init_from"))
-    config = preset(given.get("dataset", "synthetic"), pretrained).replace(**given)
+    config = preset(given["dataset"], pretrained).replace(**given)
     return config if "out" in given else config.replace(out=f"runs/{config.dataset}-{config.model}")
 
 

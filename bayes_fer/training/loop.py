@@ -30,11 +30,11 @@ class TrainingDiverged(RuntimeError):
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name} was asked for but CUDA is not available; use --device cpu or auto")
     if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name} was asked for but CUDA is not available; use --device cpu or auto")
         torch.backends.cudnn.benchmark = True  # training batches have one shape: let cuDNN pick its fastest kernels
     return device
 
