@@ -10,6 +10,10 @@ so minimising the negative ELBO per datum is the paper's CE + KL objective.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pyro
@@ -18,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from pyro import poutine
 from pyro.nn import PyroModule
+from torch import nn
 
 LATENT = "z"  # latent expression intensities, one event of size K
 OBS = "y"  # the observed expression label (or soft label)
@@ -25,6 +30,44 @@ PROBS = "probs"  # softmax(z), recorded for posterior-predictive queries
 DATA_PLATE = "data"
 
 LOG_VAR_MIN, LOG_VAR_MAX = -10.0, 10.0  # scale in [0.0067, 148]: no 0, inf or NaN from exp
+
+LIKELIHOODS = ("categorical", "multinomial", "dirmult")  # what the labels are: one label, or annotator votes
+CLASS_PRIORS = ("uniform", "train")  # base rates the likelihood adds to the intensities
+
+
+def module_local_params(fn: Callable) -> Callable:
+    """Run ``fn`` with Pyro's module-local parameters, leaving the global setting as it was.
+
+    Our parameters live on their modules, not in Pyro's global store (netcal's calibrators
+    clear it, and two networks with the same layer names would share one store entry).
+    Setting it on import would break a user's own Pyro code, so each entry point scopes it.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with pyro.settings.context(module_local_params=True):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def local_params() -> contextlib.AbstractContextManager:
+    """The scope of :func:`module_local_params` as a ``with`` block."""
+    return pyro.settings.context(module_local_params=True)
+
+
+def log_class_prior(counts: Sequence[float] | torch.Tensor | None, num_classes: int, power: float = 1.0) -> torch.Tensor:
+    """``power * log`` of class frequencies from counts (add-one smoothed), or zeros for ``None``.
+
+    ``power`` interpolates between no base rates (0) and the counted ones (1).
+    """
+    if counts is None:
+        return torch.zeros(num_classes)
+    c = torch.as_tensor(counts, dtype=torch.float64).flatten()
+    if c.shape != (num_classes,) or not torch.isfinite(c).all() or (c < 0).any():
+        raise ValueError(f"class counts must be {num_classes} finite non-negative numbers, got {c.tolist()}")
+    freq = (c + 1.0) / (c.sum() + num_classes)  # add-one: a class absent from training keeps a finite offset
+    return (power * freq.log()).float()
 
 
 @dataclass
@@ -65,32 +108,93 @@ def data_plate(batch_size: int, subsample: torch.Tensor | None, size: int | None
 
 
 class VICHModel(PyroModule):
-    """Prior over per-class expression intensities and a categorical likelihood.
+    """Prior over per-class expression intensities and the likelihood of the labels.
 
+    VICH is an amortized variational information bottleneck on the class intensities: the
+    network is the encoder q(z | x), and beta (``kl_weight``) is a temperature on the KL.
     Generative process, for each example i of the N in the data set (a minibatch of B is
     visited per step, with log-densities scaled by N / B):
 
-        z_i ~ Normal(0, prior_scale * I_K)         latent expression intensities
-        y_i ~ Categorical(logits = z_i)            the observed expression
+        z_i ~ Normal(0, prior_scale^2 I_K)                     latent expression intensities
+        logits_i = z_i + log pi                                 pi: class base rates (uniform: 0)
+        y_i ~ Categorical(logits_i)                             likelihood="categorical", or
+        v_i ~ Multinomial(n_i, softmax(logits_i))               "multinomial": the n_i annotator votes, or
+        v_i ~ DirichletMultinomial(n_i, alpha softmax(logits_i))  "dirmult": votes with extra disagreement
 
-    With soft labels t_i (e.g. FER+ vote distributions) the likelihood term is the
-    soft-label cross-entropy sum_k t_ik log softmax(z_i)_k, added as a factor.
+    With soft labels t_i (FER+ vote distributions) and the categorical likelihood, the term
+    is the soft-label cross-entropy sum_k t_ik log softmax(logits_i)_k, added as a factor.
+
+    With ``class_prior`` counts (``--class-prior train``) the base rates live in the likelihood,
+    so z learns class-balanced intensities (logit adjustment: the same model as a prior with
+    mean log pi over z + log pi); predictions can then be made under any stated class prior.
 
     Args:
         num_classes: K.
-        prior_scale: standard deviation of the prior over each intensity.
-        kl_weight: beta, the weight of the KL term (must equal the guide's).
+        prior_scale: standard deviation of the prior over each intensity (its start when learned).
+        kl_weight: beta, the weight of the KL term; the guide must carry the same value.
+        likelihood: one of ``LIKELIHOODS``.
+        class_counts: training counts per class for the base rates, or None for uniform.
+        learn_prior_scale: optimise the prior scale by the same ELBO (empirical Bayes).
     """
 
-    def __init__(self, num_classes: int, prior_scale: float = 1.0, kl_weight: float = 1.0) -> None:
+    def __init__(self, num_classes: int, prior_scale: float = 1.0, kl_weight: float = 1.0,
+                 likelihood: str = "categorical", class_counts: Sequence[float] | torch.Tensor | None = None,
+                 learn_prior_scale: bool = False) -> None:
         super().__init__()
-        if prior_scale <= 0:
-            raise ValueError(f"prior_scale must be > 0, got {prior_scale}")
+        if not (prior_scale > 0 and math.isfinite(prior_scale)):
+            raise ValueError(f"prior_scale must be a finite number > 0, got {prior_scale}")
+        if not (kl_weight >= 0 and math.isfinite(kl_weight)):
+            raise ValueError(f"kl_weight must be a finite number >= 0, got {kl_weight}")
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"unknown likelihood {likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
         self.num_classes = num_classes
         self.kl_weight = kl_weight
-        # Buffers, so .to(device) moves the prior with the model.
+        self.likelihood = likelihood
+        # Buffers, so .to(device) moves the prior with the model and checkpoints keep it.
         self.register_buffer("prior_loc", torch.zeros(num_classes))
-        self.register_buffer("prior_scale", torch.full((num_classes,), float(prior_scale)))
+        log_scale = torch.full((num_classes,), math.log(prior_scale))
+        if learn_prior_scale:
+            # A plain Parameter (not a PyroParam): it behaves the same whatever Pyro's global setting.
+            self.log_prior_scale = nn.Parameter(log_scale)
+        else:
+            self.register_buffer("log_prior_scale", log_scale)
+        self.register_buffer("log_base_rates", log_class_prior(class_counts, num_classes))
+        # The base rates predictions are made under; set_prediction_prior changes them.
+        self.register_buffer("log_prediction_rates", self.log_base_rates.clone())
+        if likelihood == "dirmult":
+            # Total concentration alpha of the annotators' Dirichlet: small = much disagreement.
+            self.log_concentration = nn.Parameter(torch.tensor(math.log(10.0)))
+
+    @property
+    def prior_scale(self) -> torch.Tensor:
+        return self.log_prior_scale.exp()
+
+    @property
+    def concentration(self) -> torch.Tensor | None:
+        return self.log_concentration.exp() if self.likelihood == "dirmult" else None
+
+    def set_prediction_prior(self, prior: str | float | Sequence[float]) -> None:
+        """Predict under ``"train"`` base rates, ``"uniform"`` ones, a power in [0, 1] of the
+        training rates, or K explicit class probabilities."""
+        if isinstance(prior, str):
+            if prior not in CLASS_PRIORS:
+                raise ValueError(f"unknown class prior {prior!r}; choose {' or '.join(CLASS_PRIORS)}, a power in "
+                                 "[0, 1] of the training base rates, or K probabilities")
+            rates = self.log_base_rates if prior == "train" else torch.zeros_like(self.log_base_rates)
+        elif isinstance(prior, (int, float)):
+            if not 0.0 <= float(prior) <= 1.0:
+                raise ValueError(f"a class-prior power must lie in [0, 1], got {prior}")
+            rates = float(prior) * self.log_base_rates
+        else:
+            p = torch.as_tensor(prior, dtype=torch.float64).flatten()
+            if p.shape != (self.num_classes,) or (p <= 0).any() or not torch.isfinite(p).all():
+                raise ValueError(f"expected {self.num_classes} positive class probabilities, got {p.tolist()}")
+            rates = (p / p.sum()).log().float().to(self.log_base_rates.device)
+        self.log_prediction_rates.copy_(rates)
+
+    def predictive_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Class logits of intensities ``z`` under the prediction prior (a softmax gives probabilities)."""
+        return z + self.log_prediction_rates
 
     def forward(
         self,
@@ -99,15 +203,31 @@ class VICHModel(PyroModule):
         targets: torch.Tensor | None = None,
         subsample: torch.Tensor | None = None,
         size: int | None = None,
+        votes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         B = out.batch_size
         with data_plate(B, subsample, size):
             prior = dist.Normal(self.prior_loc, self.prior_scale).expand([B, self.num_classes]).to_event(1)
             with kl_weighting(self.kl_weight):
                 z = pyro.sample(LATENT, prior)
-            pyro.deterministic(PROBS, z.softmax(-1), event_dim=1)
-            if targets is not None:
-                pyro.factor(OBS, (targets * F.log_softmax(z, -1)).sum(-1))
+            pyro.deterministic(PROBS, self.predictive_logits(z).softmax(-1), event_dim=1)
+            logits = z + self.log_base_rates
+            if self.likelihood != "categorical":
+                if votes is None:
+                    if labels is None and targets is None:
+                        return z  # a prior-predictive or test-time call: nothing observed
+                    raise ValueError(f"the {self.likelihood} likelihood needs annotator vote counts (batch['votes']); "
+                                     "this data set gives none: use --likelihood categorical")
+                n = votes.sum(-1)
+                if self.likelihood == "multinomial":
+                    # torch's Multinomial scores counts summing to any n <= total_count exactly.
+                    total = max(1, int(n.max()))
+                    pyro.sample(OBS, dist.Multinomial(total, logits=logits), obs=votes)
+                else:
+                    alpha = self.concentration * logits.softmax(-1)
+                    pyro.sample(OBS, dist.DirichletMultinomial(alpha, total_count=n), obs=votes)
+            elif targets is not None:
+                pyro.factor(OBS, (targets * F.log_softmax(logits, -1)).sum(-1))
             else:
-                pyro.sample(OBS, dist.Categorical(logits=z), obs=labels)
+                pyro.sample(OBS, dist.Categorical(logits=logits), obs=labels)
         return z

@@ -44,6 +44,7 @@ class AmortizedGuide(PyroModule):
         targets: torch.Tensor | None = None,
         subsample: torch.Tensor | None = None,
         size: int | None = None,
+        votes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         q = self.posterior(out)
         with data_plate(out.batch_size, subsample, size), kl_weighting(self.kl_weight):

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bayes_fer.data.transforms import AUGMENTATIONS  # noqa: E402
 from bayes_fer.models import CheckpointError  # noqa: E402
-from bayes_fer.training import DATASETS, LR_SCHEDULES, TrainConfig, TrainingDiverged, preset, train  # noqa: E402
+from bayes_fer.training import CLASS_PRIORS, DATASETS, LIKELIHOODS, LR_SCHEDULES, TrainConfig, TrainingDiverged, preset, train  # noqa: E402
 from guides import GUIDES  # noqa: E402
 
 EXAMPLES = """examples:
@@ -37,7 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     a("--guide", choices=GUIDES, help="variational family: normal (the paper), lowrank, delta (w/o VI)")
     a("--rank", type=int, help="covariance rank of the low-rank guide")
     a("--kl-weight", type=float, help="beta: weight of the KL term in the ELBO")
-    a("--prior-scale", type=float, help="standard deviation of the intensity prior")
+    a("--prior-scale", type=float, help="standard deviation of the intensity prior (its start with --learn-prior-scale)")
+    a("--learn-prior-scale", action="store_true", default=None, help="empirical Bayes: fit the prior scale by the ELBO")
+    a("--likelihood", choices=LIKELIHOODS,
+      help="categorical (one label per face), multinomial or dirmult (annotator vote counts, e.g. FER+'s 10 votes)")
+    a("--class-prior", choices=CLASS_PRIORS,
+      help="class base rates in the likelihood: uniform, or train (logit-adjusted: balanced intensities)")
     a("--no-layer-embedding", dest="layer_embedding", action="store_false", default=None, help="ablation: no level embeddings")
     a("--epochs", type=int, help="passes over the training set")
     a("--batch-size", type=int, help="examples per step")

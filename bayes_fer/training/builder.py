@@ -38,14 +38,22 @@ def build_network(config: TrainConfig, num_classes: int, *, load_weights: bool =
     return net
 
 
-def build_vich(config: TrainConfig, net: PosterNet) -> tuple[VICHModel, AmortizedGuide]:
-    """The Pyro model and guide, sharing one KL weight."""
+def build_vich(config: TrainConfig, net: PosterNet, class_counts=None) -> tuple[VICHModel, AmortizedGuide]:
+    """The Pyro model and guide, sharing one KL weight.
+
+    ``class_counts`` (training faces per class) set the base rates when ``config.class_prior``
+    is ``"train"``; a checkpoint's model state restores them otherwise.
+    """
     if not net.config.variational and config.guide != "delta":
         raise ValueError(
             f"model {config.model!r} has a deterministic head; train it with --guide delta "
             f"(got --guide {config.guide})"
         )
-    model = VICHModel(net.num_classes, config.prior_scale, config.kl_weight)
+    if config.class_prior == "train" and class_counts is None:
+        class_counts = torch.ones(net.num_classes)  # a placeholder: load_state_dict restores the real rates
+    model = VICHModel(net.num_classes, config.prior_scale, config.kl_weight, likelihood=config.likelihood,
+                      class_counts=class_counts if config.class_prior == "train" else None,
+                      learn_prior_scale=config.learn_prior_scale)
     guide = create_guide(config.guide, net.num_classes, net.config.embed_dim, rank=config.rank, kl_weight=config.kl_weight)
     return model, guide
 

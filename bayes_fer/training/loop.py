@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pyro
 import torch
 from pyro.infer import TraceMeanField_ELBO
@@ -20,7 +21,7 @@ from bayes_fer.models import PosterNet
 from bayes_fer.training.builder import build_network, build_vich
 from bayes_fer.training.config import LR_SCHEDULES, TrainConfig, preset
 from bayes_fer.training.state import get_rng_state, set_rng_state
-from bayes_fer.vich import HeadOutput, VICHModel
+from bayes_fer.vich import CLASS_PRIORS, LIKELIHOODS, HeadOutput, VICHModel, module_local_params
 from guides import AmortizedGuide
 
 
@@ -68,26 +69,41 @@ def elbo_loss(
     The plate scales the minibatch's log-densities by N / B, so dividing by N gives the
     per-datum value whatever the batch size.
     """
+    if model.kl_weight != guide.kl_weight:
+        raise ValueError(f"model and guide disagree on the KL weight ({model.kl_weight} against {guide.kl_weight}); "
+                         "build both with training.builder.build_vich")
     elbo = elbo or TraceMeanField_ELBO()
-    args = (out, batch["label"], batch.get("target"), batch["index"], dataset_size)
+    args = (out, batch["label"], batch.get("target"), batch["index"], dataset_size, batch.get("votes"))
     return elbo.differentiable_loss(model, guide, *args) / dataset_size
 
 
 @torch.no_grad()
-def evaluate(net: PosterNet, guide: AmortizedGuide, loader: DataLoader, device: torch.device, desc: str = "eval") -> dict:
-    """Accuracy by the paper's rule (argmax of the intensity mean), NLL and ECE of softmax(mean)."""
+@module_local_params
+def evaluate(net: PosterNet, guide: AmortizedGuide, loader: DataLoader, device: torch.device, desc: str = "eval",
+             model: VICHModel | None = None) -> dict:
+    """Accuracy by the paper's rule (argmax of the intensity mean), balanced accuracy, NLL and
+    ECE of softmax(mean), under the model's prediction prior (the training base rates)."""
     net.eval()
     probs, labels = [], []
     for batch in progress(loader, desc=desc, leave=False, unit="batch"):
         out = head_output(net, batch["image"].to(device, non_blocking=True))
-        probs.append(guide.mean(out).float().softmax(-1).cpu())
+        loc = guide.mean(out).float()
+        logits = model.predictive_logits(loc) if model is not None else loc
+        probs.append(logits.softmax(-1).cpu())
         labels.append(batch["label"])
     p, y = torch.cat(probs), torch.cat(labels)
     return {
         "accuracy": (p.argmax(-1) == y).float().mean().item(),
+        "balanced_accuracy": balanced_accuracy(p.argmax(-1), y, p.shape[1]),
         "nll": -p.clamp_min(1e-12).log().gather(1, y[:, None]).mean().item(),
         "ece": expected_calibration_error(p, y),
     }
+
+
+def balanced_accuracy(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
+    """Mean recall over the classes present in ``labels``."""
+    recalls = [(pred[labels == k] == k).float().mean().item() for k in range(num_classes) if (labels == k).any()]
+    return float(sum(recalls) / max(len(recalls), 1))
 
 
 def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
@@ -99,6 +115,7 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: 
 class Trainer:
     """Owns one run: data, network, model, guide, optimizer, schedules, logs and checkpoints."""
 
+    @module_local_params
     def __init__(self, config: TrainConfig, resume: bool = False) -> None:
         self.config = config
         self.out = Path(config.out)
@@ -107,6 +124,10 @@ class Trainer:
 
         if config.augment not in AUGMENTATIONS:
             raise ValueError(f"unknown augment {config.augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
+        if config.likelihood not in LIKELIHOODS:
+            raise ValueError(f"unknown likelihood {config.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
+        if config.class_prior not in CLASS_PRIORS:
+            raise ValueError(f"unknown class_prior {config.class_prior!r}; choose {' or '.join(CLASS_PRIORS)}")
         if config.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; choose {' or '.join(LR_SCHEDULES)}")
         augment = train_transform(config.image_size, **AUGMENTATIONS[config.augment])
@@ -120,10 +141,11 @@ class Trainer:
             self.valid_set = load_dataset(config.dataset, split="test", size=config.valid_size, **kw)
         self.class_names = tuple(self.train_set.class_names)
         self.net = build_network(config, len(self.class_names), load_weights=not resume).to(self.device)
-        self.model, self.guide = build_vich(config, self.net)
+        self.model, self.guide = build_vich(config, self.net, self._class_counts())
         self.model.to(self.device)
         self.guide.to(self.device)
-        params = [p for p in list(self.net.parameters()) + list(self.guide.parameters()) if p.requires_grad]
+        modules = (self.net, self.model, self.guide)
+        params = [p for m in modules for p in m.parameters() if p.requires_grad]
         self.params = params
         self._validated = False  # Pyro's argument checks have run on a step of this run
         fused = self.device.type == "cuda"
@@ -136,12 +158,23 @@ class Trainer:
         if resume:
             self._load(self.out / "last.pt")
 
+    def _class_counts(self) -> torch.Tensor:
+        """Training faces per class (or annotator votes per class, for the vote likelihoods)."""
+        K = len(self.class_names)
+        votes = getattr(self.train_set, "votes", None)
+        if votes is None:
+            votes = getattr(self.train_set, "arrays", {}).get("votes")
+        if self.config.likelihood != "categorical" and votes is not None:
+            return torch.as_tensor(np.asarray(votes, dtype=np.float64)[:, :K].sum(0))
+        return torch.as_tensor(np.bincount(self.train_set.labels, minlength=K), dtype=torch.float64)
+
     # -- checkpoints -------------------------------------------------------------------------
     def _state(self) -> dict:
         return {
             "format": ckpt_io.FORMAT,
             "model": self.net.state_dict(),
             "guide": self.guide.state_dict(),
+            "vich": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "warmup": self.warmup.state_dict(),
             "decay": self.decay.state_dict(),
@@ -162,6 +195,7 @@ class Trainer:
             raise ValueError(f"{path} was trained for classes {state['class_names']}, this data has {list(self.class_names)}")
         self.net.load_state_dict(state["model"])
         self.guide.load_state_dict(state["guide"])
+        self.model.load_state_dict(state["vich"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.warmup.load_state_dict(state["warmup"])
         self.decay.load_state_dict(state["decay"])
@@ -260,6 +294,7 @@ class Trainer:
                 if e is not None:
                     p.sub_(e)
 
+    @module_local_params
     def fit(self) -> dict:
         cfg = self.config
         self.out.mkdir(parents=True, exist_ok=True)
@@ -292,7 +327,8 @@ class Trainer:
             train_time = time.monotonic() - t0
             self.decay.step()
             self.epoch += 1
-            metrics = {f"valid/{k}": v for k, v in evaluate(self.net, self.guide, valid_loader, self.device).items()}
+            valid = evaluate(self.net, self.guide, valid_loader, self.device, model=self.model)
+            metrics = {f"valid/{k}": v for k, v in valid.items()}
             metrics.update({"epoch": self.epoch, "step": self.step, "train/loss": total / max(seen, 1),
                             "train/images_per_s": seen / max(train_time, 1e-9), "lr": self.optimizer.param_groups[0]["lr"]})
             if metrics["valid/accuracy"] > self.best:
@@ -302,7 +338,7 @@ class Trainer:
             logger.log(metrics)
             print(
                 f"epoch {self.epoch}/{cfg.epochs}  loss {metrics['train/loss']:.4f}  "
-                f"valid acc {metrics['valid/accuracy']:.4f}  nll {metrics['valid/nll']:.4f}  "
+                f"valid acc {metrics['valid/accuracy']:.4f}  bal {metrics['valid/balanced_accuracy']:.4f}  nll {metrics['valid/nll']:.4f}  "
                 f"ece {metrics['valid/ece']:.4f}  {metrics['train/images_per_s']:.0f} img/s"
             )
             if out_of_time:
@@ -311,19 +347,22 @@ class Trainer:
         logger.close()
         return self.test()
 
+    @module_local_params
     def test(self) -> dict:
         """Evaluate the best checkpoint on the held-out test split and write ``final.json``."""
         state = ckpt_io.load(self.out / "best.pt", map_location=self.device)
         self.net.load_state_dict(state["model"])
         self.guide.load_state_dict(state["guide"])
+        self.model.load_state_dict(state["vich"])
         kw = dict(root=self.config.data_root, image_size=self.config.image_size, label_mode=self.config.label_mode, seed=self.config.seed)
         test_set = _load_test(self.config, kw)
-        metrics = {f"test/{k}": v for k, v in evaluate(self.net, self.guide, self._loader(test_set, False), self.device, "test").items()}
+        metrics = {f"test/{k}": v for k, v in evaluate(self.net, self.guide, self._loader(test_set, False), self.device, "test",
+                                                          self.model).items()}
         metrics.update({"best_epoch": state["epoch"], "valid/accuracy": state["best_metric"], "test/size": len(test_set)})
         (self.out / "final.json").write_text(json.dumps(metrics, indent=2))
         print(
             f"test ({len(test_set)} faces, best epoch {state['epoch']}): accuracy {metrics['test/accuracy']:.4f}  "
-            f"NLL {metrics['test/nll']:.4f}  ECE {metrics['test/ece']:.4f}"
+            f"balanced {metrics['test/balanced_accuracy']:.4f}  NLL {metrics['test/nll']:.4f}  ECE {metrics['test/ece']:.4f}"
         )
         return metrics
 
