@@ -1,10 +1,10 @@
-"""bayes-fer: probabilistic facial expression recognition with POSTER-Var's VICH head in Pyro."""
-import pyro
+"""bayes-fer: probabilistic facial expression recognition with POSTER-Var's VICH head in Pyro.
 
-# Parameters live on their modules, not in Pyro's global store (netcal's calibrators clear it).
-pyro.settings.set(module_local_params=True)
-
-from bayes_fer.models import CheckpointError, PosterConfig, PosterNet, create_model, list_models  # noqa: E402
+Importing bayes-fer changes no global Pyro setting: our entry points scope Pyro's
+module-local parameters themselves (``bayes_fer.vich.module_local_params``), so a user's
+own Pyro code runs beside ours as it would alone.
+"""
+from bayes_fer.models import CheckpointError, PosterConfig, PosterNet, create_model, list_models
 
 __all__ = ["CheckpointError", "PosterConfig", "PosterNet", "create_model", "list_models"]
 __version__ = "0.1.0"

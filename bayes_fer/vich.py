@@ -10,10 +10,8 @@ so minimising the negative ELBO per datum is the paper's CE + KL objective.
 """
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyro
@@ -21,39 +19,20 @@ import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 from pyro import poutine
-from pyro.nn import PyroModule
 from torch import nn
+
+from bayes_fer.pyro_scope import LocalPyroModule
 
 LATENT = "z"  # latent expression intensities, one event of size K
 OBS = "y"  # the observed expression label (or soft label)
 PROBS = "probs"  # softmax(z), recorded for posterior-predictive queries
 DATA_PLATE = "data"
+HEAD_WEIGHTS = "head_weights"  # the Bayesian head's linear map, a global latent (--bayesian-head)
 
 LOG_VAR_MIN, LOG_VAR_MAX = -10.0, 10.0  # scale in [0.0067, 148]: no 0, inf or NaN from exp
 
 LIKELIHOODS = ("categorical", "multinomial", "dirmult")  # what the labels are: one label, or annotator votes
 CLASS_PRIORS = ("uniform", "train")  # base rates the likelihood adds to the intensities
-
-
-def module_local_params(fn: Callable) -> Callable:
-    """Run ``fn`` with Pyro's module-local parameters, leaving the global setting as it was.
-
-    Our parameters live on their modules, not in Pyro's global store (netcal's calibrators
-    clear it, and two networks with the same layer names would share one store entry).
-    Setting it on import would break a user's own Pyro code, so each entry point scopes it.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with pyro.settings.context(module_local_params=True):
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
-def local_params() -> contextlib.AbstractContextManager:
-    """The scope of :func:`module_local_params` as a ``with`` block."""
-    return pyro.settings.context(module_local_params=True)
 
 
 def log_class_prior(counts: Sequence[float] | torch.Tensor | None, num_classes: int, power: float = 1.0) -> torch.Tensor:
@@ -107,7 +86,7 @@ def data_plate(batch_size: int, subsample: torch.Tensor | None, size: int | None
     return pyro.plate(DATA_PLATE, size or batch_size, subsample=subsample, dim=-1)
 
 
-class VICHModel(PyroModule):
+class VICHModel(LocalPyroModule):
     """Prior over per-class expression intensities and the likelihood of the labels.
 
     VICH is an amortized variational information bottleneck on the class intensities: the
@@ -115,6 +94,7 @@ class VICHModel(PyroModule):
     Generative process, for each example i of the N in the data set (a minibatch of B is
     visited per step, with log-densities scaled by N / B):
 
+        [W ~ Normal(0, head_prior_scale^2)                     the Bayesian head's weights, when used]
         z_i ~ Normal(0, prior_scale^2 I_K)                     latent expression intensities
         logits_i = z_i + log pi                                 pi: class base rates (uniform: 0)
         y_i ~ Categorical(logits_i)                             likelihood="categorical", or
@@ -135,11 +115,15 @@ class VICHModel(PyroModule):
         likelihood: one of ``LIKELIHOODS``.
         class_counts: training counts per class for the base rates, or None for uniform.
         learn_prior_scale: optimise the prior scale by the same ELBO (empirical Bayes).
+        head_shape: (K, E + 1) when the guide's head weights are a latent (Bayesian head):
+            the model then holds their prior, W ~ Normal(0, head_prior_scale^2), a global site.
+        head_prior_scale: standard deviation of that prior.
     """
 
     def __init__(self, num_classes: int, prior_scale: float = 1.0, kl_weight: float = 1.0,
                  likelihood: str = "categorical", class_counts: Sequence[float] | torch.Tensor | None = None,
-                 learn_prior_scale: bool = False) -> None:
+                 learn_prior_scale: bool = False, head_shape: tuple[int, int] | None = None,
+                 head_prior_scale: float = 1.0) -> None:
         super().__init__()
         if not (prior_scale > 0 and math.isfinite(prior_scale)):
             raise ValueError(f"prior_scale must be a finite number > 0, got {prior_scale}")
@@ -161,6 +145,8 @@ class VICHModel(PyroModule):
         self.register_buffer("log_base_rates", log_class_prior(class_counts, num_classes))
         # The base rates predictions are made under; set_prediction_prior changes them.
         self.register_buffer("log_prediction_rates", self.log_base_rates.clone())
+        self.head_shape = tuple(head_shape) if head_shape is not None else None
+        self.head_prior_scale = float(head_prior_scale)
         if likelihood == "dirmult":
             # Total concentration alpha of the annotators' Dirichlet: small = much disagreement.
             self.log_concentration = nn.Parameter(torch.tensor(math.log(10.0)))
@@ -206,6 +192,9 @@ class VICHModel(PyroModule):
         votes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         B = out.batch_size
+        if self.head_shape is not None:
+            zeros = self.prior_loc.new_zeros(self.head_shape)
+            pyro.sample(HEAD_WEIGHTS, dist.Normal(zeros, self.head_prior_scale).to_event(2))
         with data_plate(B, subsample, size):
             prior = dist.Normal(self.prior_loc, self.prior_scale).expand([B, self.num_classes]).to_event(1)
             with kl_weighting(self.kl_weight):

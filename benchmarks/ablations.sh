@@ -2,6 +2,7 @@
 # The ablation runs behind RESULTS.md, one after another on the CPU.
 #
 #   bash benchmarks/ablations.sh synthetic            # mixture recovery per guide (~15 min)
+#   bash benchmarks/ablations.sh likelihoods          # each guide x likelihood on synthetic votes (~25 min)
 #   bash benchmarks/ablations.sh ferplus [MINUTES]    # paper's Table 3 at a common time box (~8 min per run)
 #   bash benchmarks/ablations.sh ferplus-gpu [EPOCHS [VARIANT...]]
 #                                                     # the full-size networks on one CUDA GPU, bf16
@@ -26,6 +27,20 @@ synthetic() {
         "$PY" scripts/svi_train.py --guide "$guide" --out "$run" 2>/dev/null | grep -E "^(epoch|test)"
         evaluate "$run" --size 2000 --reference mixture
     done
+}
+
+# What the intensity spread means under each guide and likelihood: short synthetic runs (the
+# faces carry 10 simulated annotator votes), each scored on 1,000 held-out faces.
+likelihoods() {
+    for guide in normal lowrank delta; do
+        for likelihood in categorical multinomial dirmult; do
+            run=$OUT/likelihood-$guide-$likelihood
+            "$PY" scripts/svi_train.py --guide "$guide" --likelihood "$likelihood" --train-size 1600 --epochs 2 \
+                ${EXTRA:-} --out "$run" 2>/dev/null | grep -E "^test"
+            evaluate "$run" --size 1000
+        done
+    done
+    "$PY" benchmarks/likelihood_table.py "$OUT"
 }
 
 VARIANTS=(poster_var no_layer_embedding delta lowrank poster_pp)
@@ -77,7 +92,8 @@ ferplus_gpu() {  # ferplus_gpu EPOCHS [VARIANT...]; EXTRA adds flags to every ru
 
 case "${1:-}" in
     synthetic) synthetic ;;
+    likelihoods) likelihoods ;;
     ferplus) ferplus "${2:-6}" ;;
     ferplus-gpu) shift; ferplus_gpu "$@" ;;
-    *) echo "usage: $0 synthetic | ferplus [MINUTES] | ferplus-gpu [EPOCHS [VARIANT...]]" >&2; exit 2 ;;
+    *) echo "usage: $0 synthetic | likelihoods | ferplus [MINUTES] | ferplus-gpu [EPOCHS [VARIANT...]]" >&2; exit 2 ;;
 esac

@@ -7,7 +7,7 @@ temperature scaling, and the ``python -m evaluation.calibration`` command. Figur
 """
 from evaluation.calibration_error import (
     ReliabilityBins,
-    ace,
+    average_calibration_error,
     adaptive_ece,
     classwise_ece,
     classwise_ece_per_class,
@@ -57,7 +57,7 @@ __all__ = [
     "ReliabilityBins",
     "TemperatureScaler",
     "accuracy",
-    "ace",
+    "average_calibration_error",
     "adaptive_ece",
     "apply_temperature",
     "aurc",

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Rows of a probability array must sum to 1 within this tolerance (float32 softmax is ~1e-7 off).
+#: Probabilities may lie this far outside [0, 1], and rows may sum this far from 1 (float32
+#: softmax is ~1e-7 off); what passes is clipped to [0, 1] and renormalised.
 SUM_TOLERANCE = 1e-4
 
 
@@ -49,7 +50,8 @@ def check_probs(probs, name: str = "probs", tolerance: float = SUM_TOLERANCE) ->
         tolerance: How far a row sum may be from 1.
 
     Returns:
-        The probabilities as a float64 array.
+        The probabilities as a float64 array, clipped to [0, 1] and renormalised (values within
+        ``tolerance`` outside [0, 1] pass validation; clipping keeps entropies finite).
 
     Raises:
         ValueError: Wrong shape, empty, non-finite, outside [0, 1] or rows not summing to 1.
@@ -72,7 +74,8 @@ def check_probs(probs, name: str = "probs", tolerance: float = SUM_TOLERANCE) ->
             f"({int(off.sum())} rows off); pass softmax outputs, or renormalise with "
             f"{name} / {name}.sum(axis=1, keepdims=True)"
         )
-    return array
+    array = np.clip(array, 0.0, 1.0)
+    return array / array.sum(axis=1, keepdims=True)
 
 
 def check_labels(labels, num_classes: int, num_examples: int | None = None, name: str = "labels") -> np.ndarray:

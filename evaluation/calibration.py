@@ -6,12 +6,16 @@ prints the summary table. Run ``python -m evaluation.calibration --help`` for th
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from evaluation import plots
 from evaluation.calibration_error import DEFAULT_NUM_BINS
+from evaluation.ppc import vote_ppc
 from evaluation.predictions import Predictions, load_predictions, save_predictions
 from evaluation.report import markdown_report, summary_table
 from evaluation.summary import DEFAULT_COVERAGES, Metrics, compute_metrics, temperature_scaled, write_metrics_json
@@ -53,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="checkpoint mode: compare the predicted distributions with the annotator votes, or with "
                              "the true mixtures of the synthetic faces (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the Monte-Carlo draws (default: %(default)s)")
+    parser.add_argument("--class-prior", default="train", type=_class_prior,
+                        help="checkpoint mode: class base rates to predict under: train (those of the training data), "
+                             "uniform, a power in [0, 1] of the training rates, or 'select' to choose that power on "
+                             "--calibrate-split by the mean of accuracy and balanced accuracy (default: %(default)s)")
     calibrate = parser.add_mutually_exclusive_group()
     calibrate.add_argument("--calibrate-split",
                            help="checkpoint mode: fit a temperature on this split (e.g. valid) and report "
@@ -71,7 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _class_prior(text: str) -> str | float:
+    if text in ("train", "uniform", "select"):
+        return text
+    try:
+        power = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected train, uniform, select or a power in [0, 1], got {text!r}") from None
+    if not 0.0 <= power <= 1.0:
+        raise argparse.ArgumentTypeError(f"a class-prior power must lie in [0, 1], got {power}")
+    return power
+
+
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.class_prior == "select" and args.calibrate_split is None:
+        parser.error("--class-prior select chooses the prior on a validation split: add --calibrate-split valid")
     if args.predictions is not None:
         given = [flag for flag, value in (("--dataset", args.dataset), ("--data-root", args.data_root),
                                           ("--calibrate-split", args.calibrate_split), ("--size", args.size))
@@ -93,9 +115,22 @@ def _gather(args: argparse.Namespace) -> tuple[Predictions, Predictions | None]:
     from evaluation.inference import load_predictor, predict_split
 
     predictor = load_predictor(args.checkpoint, args.device)
+    concentration = predictor.model.concentration
+    args.concentration = None if concentration is None else float(concentration)
     options = dict(dataset=args.dataset, num_samples=args.num_samples, batch_size=args.batch_size,
                    num_workers=args.num_workers, seed=args.seed, size=args.size, progress=not args.no_progress,
                    reference=args.reference)
+    prior = args.class_prior
+    if prior == "select":
+        from evaluation.priors import select_prior_power
+
+        chosen = predict_split(predictor, args.data_root, args.calibrate_split, **{**options, "num_samples": 1})
+        prior, table = select_prior_power(chosen.loc, chosen.labels, predictor.model.log_base_rates.cpu().numpy())
+        (args.out / "class_prior_selection.json").parent.mkdir(parents=True, exist_ok=True)
+        (args.out / "class_prior_selection.json").write_text(json.dumps({"chosen_power": prior, "split": args.calibrate_split,
+                                                                        "grid": table}, indent=2))
+        print(f"class prior: training base rates to the power {prior:.2f}, chosen on {args.calibrate_split}")
+    predictor.model.set_prediction_prior(prior)
     test = predict_split(predictor, args.data_root, args.split, **options)
     save_predictions(args.out / "predictions.npz", test)
     if args.calibrate_split is not None:
@@ -113,6 +148,7 @@ def evaluate(
     formats: Sequence[str] = ("png", "pdf"),
     title: str = "Evaluation report",
     reference: str = "votes",
+    concentration: float | None = None,
 ) -> Metrics:
     """Score ``predictions``, write metrics.json, report.md and the figures into ``out``.
 
@@ -125,6 +161,7 @@ def evaluate(
         formats: Figure formats.
         title: The report's heading.
         reference: What ``predictions.votes`` holds: ``"votes"`` or the synthetic ``"mixture"``.
+        concentration: alpha of a Dirichlet-multinomial model, for its vote check (None: multinomial).
 
     Returns:
         The metrics written to ``metrics.json``.
@@ -168,6 +205,14 @@ def evaluate(
         notes.append("No annotator votes: distribution-level metrics are not available.")
     elif reference == "mixture":
         notes.append("The 'votes' metrics compare with the true emotion mixtures of the synthetic faces.")
+    else:
+        ppc = vote_ppc(probs, predictions.votes, concentration=concentration)
+        metrics.update({f"ppc/{k}": v for k, v in ppc.items() if not isinstance(v, np.ndarray)})
+        write_metrics_json(out / "metrics.json", metrics)
+        save(plots.vote_ppc_plot(ppc)[0], "vote_ppc", "Posterior-predictive check of the annotator votes")
+        notes.append(f"Vote check: {'Dirichlet-multinomial' if concentration else 'multinomial'} votes simulated from "
+                     f"the predicted probabilities; mean vote entropy {ppc['observed/vote_entropy']:.3f} real against "
+                     f"{ppc['replicated/vote_entropy']:.3f} simulated (p = {ppc['p_value/vote_entropy']:.2f}).")
     (out / "report.md").write_text(markdown_report(metrics, names, figures, notes, title))
     return metrics
 
@@ -182,7 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
     metrics = evaluate(predictions, args.out, validation, args.num_bins, args.coverages, args.formats, args.title,
-                       reference=args.reference if args.checkpoint is not None else "votes")
+                       reference=args.reference if args.checkpoint is not None else "votes",
+                       concentration=getattr(args, "concentration", None))
     print(summary_table(metrics))
     print(f"\nwrote {args.out / 'metrics.json'}, {args.out / 'report.md'} and figures to {args.out}")
     return 0

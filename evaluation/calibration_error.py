@@ -1,4 +1,4 @@
-"""Binned calibration errors: ECE, MCE, ACE, adaptive ECE and class-wise ECE.
+"""Binned calibration errors: ECE, MCE, average calibration error, adaptive ECE and class-wise ECE.
 
 All of them reduce (N, K) probabilities to a confidence and a 0/1 outcome per example, sort
 the confidences into bins and compare each bin's mean outcome ("accuracy") with its mean
@@ -177,8 +177,11 @@ def mce(probs, labels, num_bins: int = DEFAULT_NUM_BINS) -> float:
     return reliability_bins(probs, labels, num_bins).maximum_error()
 
 
-def ace(probs, labels, num_bins: int = DEFAULT_NUM_BINS) -> float:
+def average_calibration_error(probs, labels, num_bins: int = DEFAULT_NUM_BINS) -> float:
     """Average calibration error: equal-width bins, every non-empty bin weighted equally (netcal's ``ACE``).
+
+    Not Nixon et al.'s *adaptive* calibration error (also abbreviated ACE), which bins by
+    equal mass over all classes; :func:`adaptive_ece` is the equal-mass top-label variant.
 
     Args:
         probs: Class probabilities (N, K).

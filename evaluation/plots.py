@@ -204,3 +204,30 @@ def save_figure(fig: Figure, directory: str | os.PathLike, stem: str,
     for path in paths:
         fig.savefig(path, dpi=dpi)
     return paths
+
+
+def vote_ppc_plot(ppc: Mapping[str, object]) -> tuple[Figure, np.ndarray]:
+    """Posterior-predictive check of the votes (:func:`evaluation.ppc.vote_ppc`): the replicated
+    mean vote entropy against the real one, and per-face real against simulated vote entropy.
+
+    Returns:
+        ``(fig, axes)`` with two axes.
+    """
+    replicated = np.asarray(ppc["replicated_entropy"], dtype=float)  # (R, N)
+    observed = np.asarray(ppc["observed_entropy"], dtype=float)  # (N,)
+    fig = _figure(9.0, 3.6)
+    left, right = fig.subplots(1, 2)
+    left.hist(replicated.mean(1), bins=30, color="C0", alpha=0.7, label="simulated from the model")
+    left.axvline(observed.mean(), color="C3", linewidth=2, label="real votes")
+    left.set(title=f"Mean vote entropy (p = {ppc['p_value/vote_entropy']:.2f})", xlabel="Mean vote entropy (nats)",
+             ylabel="Simulated vote sets")
+    left.legend(fontsize="small")
+    bins = np.linspace(0.0, max(observed.max(), replicated.max()) + 1e-9, 25)
+    right.hist(replicated.ravel(), bins=bins, density=True, color="C0", alpha=0.6, label="simulated")
+    right.hist(observed, bins=bins, density=True, histtype="step", color="C3", linewidth=2, label="real")
+    right.set(title=f"Per-face vote entropy ({ppc['face_coverage_90']:.0%} of faces inside their 90% band)",
+              xlabel="Vote entropy (nats)", ylabel="Density")
+    right.legend(fontsize="small")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    return fig, np.array([left, right])

@@ -19,8 +19,8 @@ SUMMARY_ROWS: tuple[tuple[str, str], ...] = (
     ("brier", "Brier score"),
     ("ece", "ECE"),
     ("mce", "MCE"),
-    ("ace", "ACE"),
-    ("adaptive_ece", "Adaptive ECE"),
+    ("average_calibration_error", "Average calibration error (netcal ACE: equal-width bins weighted equally)"),
+    ("adaptive_ece", "Adaptive ECE (equal-mass bins)"),
     ("classwise_ece", "Class-wise ECE"),
     ("aurc", "AURC"),
     ("eaurc", "E-AURC"),
@@ -144,6 +144,8 @@ def markdown_report(
     if figures:
         sections.append("## Figures")
         sections += [f"**{caption}**\n\n![{caption}]({path})" for caption, path in figures.items()]
+    unavailable = metrics.get("unavailable") or {}
+    notes = list(notes) + [f"{key} is not reported: {why}" for key, why in unavailable.items()]
     if notes:
         sections += ["## Notes", "\n".join(f"- {note}" for note in notes)]
     return "\n\n".join(sections) + "\n"

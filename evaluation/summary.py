@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from evaluation import calibration_error as ce
 from evaluation import metrics as cm
@@ -63,7 +64,7 @@ def compute_metrics(
     out["brier"] = cm.brier_score(probs, labels)
     out["ece"] = ce.ece(probs, labels, num_bins)
     out["mce"] = ce.mce(probs, labels, num_bins)
-    out["ace"] = ce.ace(probs, labels, num_bins)
+    out["average_calibration_error"] = ce.average_calibration_error(probs, labels, num_bins)
     out["adaptive_ece"] = ce.adaptive_ece(probs, labels, num_bins)
     classwise = ce.classwise_ece_per_class(probs, labels, num_bins)
     out["classwise_ece"] = float(classwise.mean())
@@ -78,14 +79,24 @@ def compute_metrics(
     out["mutual_information_mean"] = (
         float(uncertainty["mutual_information"].mean()) if "mutual_information" in uncertainty else None
     )
+    unavailable: dict[str, str] = {}
+    if samples is None:
+        for key in ("expected_entropy_mean", "mutual_information_mean"):
+            unavailable[key] = "no Monte-Carlo draws were given (deterministic head, or predictions without samples)"
     for name in ("max_prob", "entropy", "mutual_information"):
-        value = None
-        if name in uncertainty:
+        key, value = f"auroc_misclassification/{name}", None
+        if name not in uncertainty:
+            unavailable[key] = "no Monte-Carlo draws were given, so there is no mutual information"
+        else:
             try:
                 value = unc.misclassification_auroc(uncertainty[name], probs, labels)
-            except ValueError:  # every example right, or every one wrong
-                value = None
-        out[f"auroc_misclassification/{name}"] = value
+            except ValueError as e:  # every example right, or every one wrong
+                unavailable[key] = str(e)
+        out[key] = value
+    if predictions.scale is not None:
+        out.update(_spread_scores(probs, labels, predictions.scale, unavailable))
+    # A metric reported as None says why here, in metrics.json and the report.
+    out["unavailable"] = unavailable
 
     if predictions.votes is not None:
         for key, value in vote_metrics(predictions.votes, probs, predictions.loc).items():
@@ -98,6 +109,30 @@ def compute_metrics(
             out[f"f1/{name}"] = float(scores.f1[k])
             out[f"support/{name}"] = int(scores.support[k])
             out[f"ece_classwise/{name}"] = float(classwise[k])
+    return out
+
+
+def _spread_scores(probs: np.ndarray, labels: np.ndarray, scale: np.ndarray, unavailable: dict[str, str]) -> Metrics:
+    """What the intensity spread of the predicted class says about correctness.
+
+    ``spread_correctness_spearman`` is Spearman's rho between that spread and being right
+    (negative: wider spread, more mistakes, as a trustworthy spread should be);
+    ``auroc_misclassification/spread`` its AUROC at flagging mistakes.
+    """
+    predicted = np.argmax(probs, axis=1)
+    spread = np.asarray(scale, dtype=np.float64)[np.arange(len(predicted)), predicted]
+    correct = (predicted == labels).astype(np.float64)
+    out: Metrics = {"spread_correctness_spearman": None, "auroc_misclassification/spread": None}
+    if np.ptp(spread) == 0:
+        why = "the intensity spread is the same for every face (a Delta guide or deterministic head has none)"
+        unavailable.update({key: why for key in out})
+        return out
+    if np.ptp(correct) == 0:
+        why = "every face is classified right, or every one wrong"
+        unavailable.update({key: why for key in out})
+        return out
+    out["spread_correctness_spearman"] = float(spearmanr(spread, correct).statistic)
+    out["auroc_misclassification/spread"] = unc.misclassification_auroc(spread, probs, labels)
     return out
 
 

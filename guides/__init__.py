@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from guides.base import AmortizedGuide, bounded_scale
+from guides.bayesian_head import BayesianHeadGuide
 from guides.delta import DeltaGuide
 from guides.lowrank import LowRankGuide
 from guides.normal import NormalGuide
@@ -9,8 +10,16 @@ from guides.normal import NormalGuide
 GUIDES = ("normal", "lowrank", "delta")
 
 
-def create_guide(name: str, num_classes: int, feature_dim: int, *, rank: int = 2, kl_weight: float = 1.0) -> AmortizedGuide:
-    """Build a guide by name: ``normal`` (the paper), ``lowrank`` or ``delta`` (w/o VI)."""
+def create_guide(name: str, num_classes: int, feature_dim: int, *, rank: int = 2, kl_weight: float = 1.0,
+                 bayesian_head: bool = False) -> AmortizedGuide:
+    """Build a guide by name: ``normal`` (the paper), ``lowrank`` or ``delta`` (w/o VI).
+
+    With ``bayesian_head`` the head's weights become a latent too (``normal`` only).
+    """
+    if bayesian_head:
+        if name != "normal":
+            raise ValueError(f"the Bayesian head extends the mean-field Normal guide; use --guide normal, not {name!r}")
+        return BayesianHeadGuide(num_classes, feature_dim, kl_weight)
     if name == "normal":
         return NormalGuide(num_classes, kl_weight)
     if name == "lowrank":
@@ -20,4 +29,4 @@ def create_guide(name: str, num_classes: int, feature_dim: int, *, rank: int = 2
     raise ValueError(f"unknown guide {name!r}; choose one of {', '.join(GUIDES)}")
 
 
-__all__ = ["GUIDES", "AmortizedGuide", "DeltaGuide", "LowRankGuide", "NormalGuide", "bounded_scale", "create_guide"]
+__all__ = ["GUIDES", "AmortizedGuide", "BayesianHeadGuide", "DeltaGuide", "LowRankGuide", "NormalGuide", "bounded_scale", "create_guide"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pyro
 import torch
 from pyro.distributions import TorchDistribution
-from pyro.nn import PyroModule
 
+from bayes_fer.pyro_scope import LocalPyroModule
 from bayes_fer.vich import LATENT, LOG_VAR_MAX, LOG_VAR_MIN, HeadOutput, data_plate, kl_weighting
 
 
@@ -14,7 +14,7 @@ def bounded_scale(log_var: torch.Tensor) -> torch.Tensor:
     return torch.exp(0.5 * log_var.clamp(LOG_VAR_MIN, LOG_VAR_MAX))
 
 
-class AmortizedGuide(PyroModule):
+class AmortizedGuide(LocalPyroModule):
     """q(z_i | x_i) from the network's outputs, sampled inside the same plate as the model.
 
     Subclasses implement ``posterior(out)``: a distribution with batch shape (B,) and event

@@ -45,12 +45,21 @@ class LowRankGuide(AmortizedGuide):
 
 @kl.register_kl(LowRankMultivariateNormal, Independent)
 def _kl_lowrank_diagonal_normal(q: LowRankMultivariateNormal, p: Independent) -> torch.Tensor:
-    """KL(N(mu, W W^T + D) || N(m, diag(s^2))) in closed form, so the ELBO need not sample it."""
+    """KL(N(mu, W W^T + D) || N(m, diag(s^2))) in closed form, so the ELBO need not sample it.
+
+    log|W W^T + D| comes from the matrix determinant lemma, log|D| + log|I_r + W^T D^-1 W|:
+    the r x r capacitance matrix has eigenvalues >= 1, so no dense K x K Cholesky is taken
+    (in fp32 that failed for large factors over a small diagonal). The terms are summed in
+    float64, where W^T D^-1 W stays finite for any finite fp32 factor, and returned in q's dtype.
+    """
     if not (isinstance(p.base_dist, Normal) and p.reinterpreted_batch_ndims == 1):
         raise NotImplementedError
-    m, s2 = p.base_dist.loc, p.base_dist.scale.square()
-    K = q.loc.shape[-1]
-    trace = ((q.cov_diag + q.cov_factor.square().sum(-1)) / s2).sum(-1)
-    mahalanobis = ((q.loc - m).square() / s2).sum(-1)
-    logdet_q = 2 * torch.linalg.cholesky(q.covariance_matrix).diagonal(dim1=-2, dim2=-1).log().sum(-1)
-    return 0.5 * (trace + mahalanobis - K + s2.log().sum(-1) - logdet_q)
+    loc, W, d = q.loc.double(), q.cov_factor.double(), q.cov_diag.double()
+    m, s2 = p.base_dist.loc.double(), p.base_dist.scale.double().square()
+    K, r = loc.shape[-1], W.shape[-1]
+    trace = ((d + W.square().sum(-1)) / s2).sum(-1)
+    mahalanobis = ((loc - m).square() / s2).sum(-1)
+    capacitance = torch.eye(r, dtype=W.dtype, device=W.device) + (W.mT / d.unsqueeze(-2)) @ W  # (..., r, r)
+    logdet_q = d.log().sum(-1) + torch.linalg.slogdet(capacitance).logabsdet
+    kl_value = 0.5 * (trace + mahalanobis - K + s2.log().sum(-1) - logdet_q)
+    return kl_value.to(q.loc.dtype)

@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     a("--kl-weight", type=float, help="beta: weight of the KL term in the ELBO")
     a("--prior-scale", type=float, help="standard deviation of the intensity prior (its start with --learn-prior-scale)")
     a("--learn-prior-scale", action="store_true", default=None, help="empirical Bayes: fit the prior scale by the ELBO")
+    a("--bayesian-head", action="store_true", default=None,
+      help="epistemic uncertainty: the head's linear map as a latent with a Normal prior, fitted by the same SVI")
+    a("--head-prior-scale", type=float, help="standard deviation of the Bayesian head's weight prior")
+    a("--train-head-only", action="store_true", default=None,
+      help="freeze the network but its head (with --init-from: fit a Bayesian head to a trained network)")
     a("--likelihood", choices=LIKELIHOODS,
       help="categorical (one label per face), multinomial or dirmult (annotator vote counts, e.g. FER+'s 10 votes)")
     a("--class-prior", choices=CLASS_PRIORS,

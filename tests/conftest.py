@@ -14,10 +14,10 @@ SHARED_DIR = Path(os.environ.get("BAYES_FER_SHARED", REPO_ROOT.parent / "shared"
 
 @pytest.fixture(autouse=True)
 def _seed_and_clear_pyro():
-    """Every test starts from the same seed and an empty Pyro parameter store."""
+    """Every test starts from the same seed, an empty Pyro parameter store and Pyro's default
+    (global) parameters: the library must scope module-local parameters itself."""
     pyro.set_rng_seed(0)
     pyro.clear_param_store()
-    pyro.settings.set(module_local_params=True)
     yield
     pyro.clear_param_store()
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from pyro.nn import PyroModule
+from bayes_fer.pyro_scope import LocalPyroModule
 from torch import nn
 
 from bayes_fer.models.ir50 import IR50
@@ -147,7 +147,7 @@ class LinearHead(nn.Module):
         return self.fc(x), None
 
 
-class PosterNet(PyroModule):
+class PosterNet(LocalPyroModule):
     """POSTER++ / POSTER-Var feature network with its head: ``loc, log_var = net(images)``.
 
     ``images`` is a normalized float batch (B, 3, S, S) with S a multiple of 112; larger

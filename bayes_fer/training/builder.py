@@ -51,10 +51,15 @@ def build_vich(config: TrainConfig, net: PosterNet, class_counts=None) -> tuple[
         )
     if config.class_prior == "train" and class_counts is None:
         class_counts = torch.ones(net.num_classes)  # a placeholder: load_state_dict restores the real rates
-    model = VICHModel(net.num_classes, config.prior_scale, config.kl_weight, likelihood=config.likelihood,
+    K, E = net.num_classes, net.config.embed_dim
+    model = VICHModel(K, config.prior_scale, config.kl_weight, likelihood=config.likelihood,
                       class_counts=class_counts if config.class_prior == "train" else None,
-                      learn_prior_scale=config.learn_prior_scale)
-    guide = create_guide(config.guide, net.num_classes, net.config.embed_dim, rank=config.rank, kl_weight=config.kl_weight)
+                      learn_prior_scale=config.learn_prior_scale,
+                      head_shape=(K, E + 1) if config.bayesian_head else None, head_prior_scale=config.head_prior_scale)
+    guide = create_guide(config.guide, K, E, rank=config.rank, kl_weight=config.kl_weight,
+                         bayesian_head=config.bayesian_head)
+    if config.bayesian_head:
+        guide.init_from_linear(net.head.fc_loc)  # from init_from's trained head, when there is one
     return model, guide
 
 

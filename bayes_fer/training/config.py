@@ -24,6 +24,9 @@ class TrainConfig:
     prior_scale: float = 1.0  # standard deviation of the intensity prior (its start when learned)
     learn_prior_scale: bool = False  # empirical Bayes: the ELBO also fits the prior scale
     likelihood: str = "categorical"  # categorical (one label), multinomial or dirmult (annotator votes)
+    bayesian_head: bool = False  # the head's linear map as a latent with a Normal prior: epistemic uncertainty
+    head_prior_scale: float = 1.0  # standard deviation of that prior over each head weight
+    train_head_only: bool = False  # freeze the network but its head (e.g. a Bayesian head fitted after training)
     class_prior: str = "uniform"  # base rates in the likelihood: uniform, or train (logit-adjusted, balanced z)
     layer_embedding: bool = True  # ablation switch of the paper's Table 3
     epochs: int = 3  # passes over the training set

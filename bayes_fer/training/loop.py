@@ -21,7 +21,7 @@ from bayes_fer.models import PosterNet
 from bayes_fer.training.builder import build_network, build_vich
 from bayes_fer.training.config import LR_SCHEDULES, TrainConfig, preset
 from bayes_fer.training.state import get_rng_state, set_rng_state
-from bayes_fer.vich import CLASS_PRIORS, LIKELIHOODS, HeadOutput, VICHModel, module_local_params
+from bayes_fer.vich import CLASS_PRIORS, LIKELIHOODS, HeadOutput, VICHModel
 from guides import AmortizedGuide
 
 
@@ -78,7 +78,6 @@ def elbo_loss(
 
 
 @torch.no_grad()
-@module_local_params
 def evaluate(net: PosterNet, guide: AmortizedGuide, loader: DataLoader, device: torch.device, desc: str = "eval",
              model: VICHModel | None = None) -> dict:
     """Accuracy by the paper's rule (argmax of the intensity mean), balanced accuracy, NLL and
@@ -115,7 +114,6 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: 
 class Trainer:
     """Owns one run: data, network, model, guide, optimizer, schedules, logs and checkpoints."""
 
-    @module_local_params
     def __init__(self, config: TrainConfig, resume: bool = False) -> None:
         self.config = config
         self.out = Path(config.out)
@@ -144,6 +142,9 @@ class Trainer:
         self.model, self.guide = build_vich(config, self.net, self._class_counts())
         self.model.to(self.device)
         self.guide.to(self.device)
+        if config.train_head_only:
+            for name, p in self.net.named_parameters():
+                p.requires_grad_(name.startswith("head."))
         modules = (self.net, self.model, self.guide)
         params = [p for m in modules for p in m.parameters() if p.requires_grad]
         self.params = params
@@ -294,7 +295,6 @@ class Trainer:
                 if e is not None:
                     p.sub_(e)
 
-    @module_local_params
     def fit(self) -> dict:
         cfg = self.config
         self.out.mkdir(parents=True, exist_ok=True)
@@ -347,7 +347,6 @@ class Trainer:
         logger.close()
         return self.test()
 
-    @module_local_params
     def test(self) -> dict:
         """Evaluate the best checkpoint on the held-out test split and write ``final.json``."""
         state = ckpt_io.load(self.out / "best.pt", map_location=self.device)

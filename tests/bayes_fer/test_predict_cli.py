@@ -50,7 +50,7 @@ def test_calibration_cli_on_a_checkpoint_from_the_training_script(synthetic_chec
                 "--device", "cpu", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    for key in ("accuracy", "balanced_accuracy", "nll", "brier", "ece", "mce", "ace", "adaptive_ece", "aurc",
+    for key in ("accuracy", "balanced_accuracy", "nll", "brier", "ece", "mce", "average_calibration_error", "adaptive_ece", "aurc",
                 "votes/kl", "temperature"):
         assert key in metrics, key
     assert metrics["num_examples"] == 48

@@ -18,7 +18,7 @@ from evaluation.inference import collect_predictions
 from evaluation.predictions import Predictions, load_predictions, save_predictions
 
 REPO = Path(__file__).resolve().parents[2]
-REQUIRED = ("accuracy", "balanced_accuracy", "nll", "brier", "ece", "mce", "ace", "adaptive_ece", "aurc")
+REQUIRED = ("accuracy", "balanced_accuracy", "nll", "brier", "ece", "mce", "average_calibration_error", "adaptive_ece", "aurc")
 CLASSES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
 FIGURES = ("reliability_diagram", "reliability_diagram_calibrated", "confusion_matrix", "risk_coverage",
            "intensity_distributions")

@@ -6,7 +6,7 @@ import pytest
 from netcal.metrics import ACE, ECE, MCE
 
 from evaluation.calibration_error import (
-    ace,
+    average_calibration_error,
     adaptive_ece,
     classwise_ece,
     classwise_ece_per_class,
@@ -33,7 +33,7 @@ def test_ece_mce_ace_by_hand(seven_confidences):
     assert ece(*seven_confidences, num_bins=4) == pytest.approx((3 * TOP_GAP + 2 * MIDDLE_GAP + 2 * LOW_GAP) / 7)
     assert ece(*seven_confidences, num_bins=4) == pytest.approx(0.25)
     assert mce(*seven_confidences, num_bins=4) == pytest.approx(0.425)
-    assert ace(*seven_confidences, num_bins=4) == pytest.approx((TOP_GAP + MIDDLE_GAP + LOW_GAP) / 3)
+    assert average_calibration_error(*seven_confidences, num_bins=4) == pytest.approx((TOP_GAP + MIDDLE_GAP + LOW_GAP) / 3)
 
 
 def test_adaptive_ece_by_hand(seven_confidences):
@@ -66,13 +66,13 @@ def _netcal(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return {
         "ece": ECE(15).measure(probs, labels),
         "mce": MCE(15).measure(probs, labels),
-        "ace": ACE(15).measure(probs, labels),
+        "average_calibration_error": ACE(15).measure(probs, labels),
         "adaptive_ece": ECE(15, equal_intervals=False).measure(probs, labels),
     }
 
 
 def _ours(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    return {"ece": ece(probs, labels), "mce": mce(probs, labels), "ace": ace(probs, labels),
+    return {"ece": ece(probs, labels), "mce": mce(probs, labels), "average_calibration_error": average_calibration_error(probs, labels),
             "adaptive_ece": adaptive_ece(probs, labels)}
 
 

@@ -10,7 +10,7 @@ import pytest
 from evaluation.predictions import Predictions
 from evaluation.summary import compute_metrics, jsonable, temperature_scaled, write_metrics_json
 
-REQUIRED = ("accuracy", "balanced_accuracy", "nll", "brier", "ece", "mce", "ace", "adaptive_ece", "aurc")
+REQUIRED = ("accuracy", "balanced_accuracy", "nll", "brier", "ece", "mce", "average_calibration_error", "adaptive_ece", "aurc")
 
 
 def test_keys_and_values_of_the_worked_example(four_examples):
