@@ -303,7 +303,9 @@ class Trainer:
         start = time.monotonic()
         valid_loader = self._loader(self.valid_set, train=False)
         while self.epoch < cfg.epochs:
-            self.net.train()
+            # A head fitted to a trained network leaves the frozen layers' BatchNorm statistics
+            # and dropout as they were: the network runs in eval mode (the head has neither).
+            self.net.train(not cfg.train_head_only)
             loader = self._loader(self.train_set, train=True)
             bar = progress(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
             total, seen, t0 = 0.0, 0, time.monotonic()
