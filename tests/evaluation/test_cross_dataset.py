@@ -70,7 +70,8 @@ def test_unreadable_images_are_left_out_and_named_never_replaced(tmp_path, monke
     saved = load_predictions(out / "predictions.npz")
     readable = [p for p in paths if p not in broken]
     folder_class = {"neutral": 0, "happy": 1, "surprise": 2}
-    np.testing.assert_array_equal(saved.labels, sorted(folder_class[p.parent.name] for p in readable))
+    in_dataset_order = sorted(readable, key=lambda p: (p.parent.name, p.name))  # folders, then files, by name
+    np.testing.assert_array_equal(saved.labels, [folder_class[p.parent.name] for p in in_dataset_order])
     assert len(np.unique(saved.probs, axis=0)) == 89
     report = (out / "report.md").read_text()
     assert "3 unreadable image(s) were left out (never replaced by other images)" in report
