@@ -1,24 +1,60 @@
 """Command line: ``python -m bayes_fer.predict PATHS... --checkpoint CKPT``.
 
-Prints, per face, the readout ("happily surprised"), the top classes with their
-posterior-predictive probabilities, and the uncertainty; optionally writes JSON, CSV and
-annotated images.
+Prints, per face, the predicted class (the argmax of the posterior-predictive
+probabilities), its readout ("happy and surprised" when the runner-up is close), the top
+classes with their probabilities, and the uncertainty; optionally writes JSON, CSV and
+annotated images. Output paths are checked before any inference; each face's CSV row and
+JSON record is written as soon as it is predicted, so an interrupted run keeps what was
+done. Inputs without a result (unreadable files, photos without a face) are reported on
+stderr in input order.
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import json
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from bayes_fer.predict_outputs import (
+    AnnotationNames,
+    CsvStream,
+    JsonStream,
+    OutputPathError,
+    check_output_file,
+    check_output_folder,
+    open_for_writing,
+)
 
 EXAMPLES = """examples:
   python -m bayes_fer.predict face.png --checkpoint runs/synthetic-poster_var_tiny/best.pt
   python -m bayes_fer.predict photos/ --checkpoint best.pt --detect-faces --annotate annotated/ --csv out.csv
   python -m bayes_fer.predict face.jpg --checkpoint poster_var_rafdb.pth --dataset rafdb   # reference checkpoint
 """
+
+#: CSV columns before the per-class ones.
+FIELDS = ("path", "box", "error", "prediction", "readout", "entropy", "mutual_information", "spread")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _device(text: str) -> str:
+    from bayes_fer.loading import check_device
+
+    try:
+        return check_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,63 +63,137 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help="image files and/or folders (searched recursively)")
     p.add_argument("--checkpoint", required=True, help="svi_train.py checkpoint, or a POSTER-Var/POSTER++ one")
     p.add_argument("--dataset", help="label space of a reference checkpoint (e.g. rafdb); ours carry their own")
-    p.add_argument("--num-samples", type=int, default=100, help="Monte-Carlo draws of the intensities per face")
-    p.add_argument("--batch-size", type=int, default=64, help="faces per network call")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--num-samples", type=_positive_int, default=100,
+                   help="Monte-Carlo draws of the intensities per face (any number: draws are taken in chunks of "
+                        "at most 2^22 draw-class values, so memory stays bounded)")
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="faces per network call")
+    p.add_argument("--device", type=_device, default="auto", help="auto, cpu, mps, cuda or cuda:N")
     p.add_argument("--detect-faces", action="store_true", help="find faces in photos first (needs opencv-python-headless)")
-    p.add_argument("--json", help="write all results to this JSON file")
-    p.add_argument("--csv", help="write one row per face to this CSV file")
-    p.add_argument("--annotate", help="folder for copies of the images with boxes and intensity bars")
-    p.add_argument("--top", type=int, default=3, help="classes printed per face")
+    p.add_argument("--json", help="write the results to this JSON file, face by face as they are predicted")
+    p.add_argument("--csv", help="write one row per face to this CSV file, as each face is predicted")
+    p.add_argument("--annotate", help="folder for copies of the images with boxes and intensity bars "
+                                      "(named by their path relative to the folder given)")
+    p.add_argument("--top", type=_positive_int, default=3, help="classes printed per face")
     return p
+
+
+def expand_inputs(paths: list[str]) -> Iterator[tuple[Path, Path]]:
+    """(image file, its path relative to the argument it came from) for each file, in order."""
+    from bayes_fer.predictive import iter_image_files
+
+    for arg in paths:
+        root = Path(arg)
+        if root.is_dir():
+            for file in iter_image_files(root):
+                yield file, file.relative_to(root)
+        else:
+            yield root, Path(root.name)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    if args.json:
+        check_output_file(args.json, "--json")
+    if args.csv:
+        check_output_file(args.csv, "--csv")
+    if args.annotate:
+        check_output_folder(args.annotate, "--annotate")
+    named = [(flag, Path(p).absolute()) for flag, p in (("--json", args.json), ("--csv", args.csv)) if p]
+    if len(named) == 2 and named[0][1] == named[1][1]:
+        raise OutputPathError(f"--json and --csv both name {args.json}; give them different files")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from bayes_fer.predictive import Predictor, iter_predictions, open_image
+    from bayes_fer.loading import load_predictor
 
     try:
-        predictor = Predictor.from_checkpoint(args.checkpoint, args.device, dataset=args.dataset)
+        _check_outputs(args)
+        predictor = load_predictor(args.checkpoint, args.device, dataset=args.dataset)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     missing = [p for p in args.paths if not Path(p).exists()]
     for p in missing:
         print(f"error: {p}: no such file or folder", file=sys.stderr)
-    records, by_image = [], {}
-    stream = iter_predictions(predictor, [p for p in args.paths if Path(p).exists()], args.num_samples,
-                              args.batch_size, args.detect_faces)
-    for src, result in tqdm(stream, desc="faces", unit="face", disable=None):
-        if result is None:
-            records.append(dict(src))
-            print(f"{src['path']}: {src['error']}")
-            continue
-        rec = result.to_records()[0]
-        records.append(rec)
-        values, idx = result.topk(args.top)
-        tops = ", ".join(f"{result.class_names[i]} {v:.2f}" for v, i in zip(values[0].tolist(), idx[0].tolist()))
-        where = src["path"] + (f" {tuple(src['box'])}" if "box" in src else "")
-        print(f"{where}: {rec['readout']}  [{tops}]  entropy {rec['entropy']:.3f}  MI {rec['mutual_information']:.4f}")
+    streams = []
+    try:
+        if args.csv:
+            fields = list(FIELDS) + [f"{kind}/{name}" for kind in ("prob", "loc", "scale")
+                                     for name in predictor.class_names]
+            streams.append(CsvStream(open_for_writing(Path(args.csv), "--csv"), fields))
+        if args.json:
+            streams.append(JsonStream(open_for_writing(Path(args.json), "--json"), predictor.class_names))
         if args.annotate:
-            by_image.setdefault(src["path"], []).append((src, result))
-    if args.json:
-        Path(args.json).write_text(json.dumps({"class_names": predictor.class_names, "faces": records}, indent=2))
-    if args.csv:
-        fields = list(dict.fromkeys(k for r in records for k in r))
-        with open(args.csv, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(records)
-    if args.annotate:
+            Path(args.annotate).mkdir(parents=True, exist_ok=True)
+    except (OutputPathError, OSError) as e:
+        for stream in streams:
+            stream.close(complete=False)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    names = AnnotationNames(Path(args.annotate)) if args.annotate else None
+    counts = {"faces": 0, "errors": 0}
+    complete = False
+    try:
+        _predict(args, predictor, [p for p in args.paths if p not in missing], streams, names, counts)
+        complete = True
+    except KeyboardInterrupt:
+        done = [p for p in (args.csv, args.json) if p]
+        print(f"\ninterrupted after {counts['faces']} face(s)" + (f"; results so far are in {', '.join(done)}"
+                                                                   if done else ""), file=sys.stderr)
+        return 130
+    finally:
+        for stream in streams:
+            stream.close(complete=complete)
+    print(f"{counts['faces']} face(s) predicted, {counts['errors']} input(s) without a result")
+    return 1 if missing or counts["faces"] == 0 else 0
+
+
+def _predict(args, predictor, paths: list[str], streams: list, names: AnnotationNames | None, counts: dict) -> None:
+    """Stream the predictions: print each face, write its rows, annotate each image once its faces are done."""
+    from bayes_fer.predictive import iter_predictions, open_image
+
+    relative: dict[str, Path] = {}
+
+    def files() -> Iterator[Path]:
+        for file, rel in expand_inputs(paths):
+            relative.setdefault(str(file), rel)
+            yield file
+
+    pending: list = []  # (source, result) of the faces of the image being read
+
+    def annotate_pending() -> None:
+        if names is None or not pending:
+            return
         from bayes_fer.annotate import annotate
 
-        out = Path(args.annotate)
-        out.mkdir(parents=True, exist_ok=True)
-        for path, rows in by_image.items():
-            annotate(open_image(path), rows).save(out / (Path(path).stem + "_annotated.png"))
-    n_faces = sum(1 for r in records if "error" not in r)
-    print(f"{n_faces} face(s) predicted, {len(records) - n_faces} input(s) without a result")
-    return 1 if missing or n_faces == 0 else 0
+        path = pending[0][0]["path"]
+        target = names.name_for(path, relative.get(path, Path(Path(path).name)))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        annotate(open_image(path), pending).save(target)
+        pending.clear()
+
+    stream = iter_predictions(predictor, files(), args.num_samples, args.batch_size, args.detect_faces)
+    for src, result in tqdm(stream, desc="faces", unit="face", disable=None):
+        if pending and pending[0][0]["path"] != src["path"]:
+            annotate_pending()
+        if result is None:
+            counts["errors"] += 1
+            message = src["error"] if src["error"].startswith(src["path"]) else f"{src['path']}: {src['error']}"
+            print(message, file=sys.stderr, flush=True)
+            record = dict(src)
+        else:
+            counts["faces"] += 1
+            record = result.to_records()[0]
+            values, idx = result.topk(args.top)
+            tops = ", ".join(f"{result.class_names[i]} {v:.2f}" for v, i in zip(values[0].tolist(), idx[0].tolist()))
+            where = src["path"] + (f" {tuple(src['box'])}" if "box" in src else "")
+            print(f"{where}: {record['prediction']} ({record['readout']})  [{tops}]  entropy {record['entropy']:.3f}  "
+                  f"MI {record['mutual_information']:.4f}", flush=True)
+            if names is not None:
+                pending.append((src, result))
+        for out in streams:
+            out.write(record)
+    annotate_pending()
 
 
 if __name__ == "__main__":

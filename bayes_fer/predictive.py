@@ -7,7 +7,12 @@
 
 The network runs once per image; Monte-Carlo draws of the latent intensities come from the
 guide through ``pyro.infer.Predictive``, vectorized over draws, so S = 1000 costs about
-what S = 1 does.
+what S = 1 does. Draws are taken in chunks of at most :data:`MAX_DRAW_ELEMENTS` draw-class
+values, so memory stays bounded for any number of draws.
+
+One prediction rule serves every consumer: a face's predicted class is the argmax of its
+posterior-predictive probabilities ``probs``; ``prediction``, the readout, ``topk`` and the
+records all follow it.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from bayes_fer import checkpoint as ckpt_io
 from bayes_fer.data.transforms import eval_transform
 from bayes_fer.models import PosterNet, create_model
 from bayes_fer.models.convert import is_reference_format, unwrap_state_dict
+from bayes_fer.readout import readout
 from bayes_fer.training.builder import build_network, build_vich, config_from_dict
 from bayes_fer.training.loop import head_output, resolve_device
 from bayes_fer.vich import LATENT, PROBS, HeadOutput, VICHModel
@@ -32,12 +38,9 @@ from guides import AmortizedGuide, BayesianHeadGuide, DeltaGuide, LowRankGuide, 
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 MAX_PIXELS = 64_000_000  # larger images are refused by name rather than exhausting memory
-
-# Compound readouts name the second expression as an adverb: "happily surprised".
-ADJECTIVES = {"neutral": "neutral", "happiness": "happy", "sadness": "sad", "surprise": "surprised", "fear": "fearful",
-              "disgust": "disgusted", "anger": "angry", "contempt": "contemptuous"}
-ADVERBS = {"neutral": "neutrally", "happiness": "happily", "sadness": "sadly", "surprise": "surprisedly",
-           "fear": "fearfully", "disgust": "disgustedly", "anger": "angrily", "contempt": "contemptuously"}
+# Monte-Carlo draws are taken in chunks of at most this many (draw, face, class) values
+# (16 MiB of float32), so that memory does not grow with --num-samples.
+MAX_DRAW_ELEMENTS = 2**22
 
 
 class ImageInputError(ValueError):
@@ -53,8 +56,8 @@ class PredictionResult:
         probs: (B, K) Monte-Carlo posterior-predictive class probabilities E_q[softmax(z)].
         loc: (B, K) posterior means of the latent intensities.
         scale: (B, K) posterior standard deviations (zeros for deterministic heads).
-        prediction: (B,) argmax of ``loc`` plus the log class base rates predicted under (the paper's rule:
-            argmax of the intensity means, which with uniform base rates is argmax of ``loc``).
+        prediction: (B,) argmax of ``probs``: the one prediction rule, which the readout,
+            ``topk`` and the records follow too.
         entropy: (B,) entropy of ``probs`` (nats): total uncertainty.
         mutual_information: (B,) entropy minus the mean entropy of the draws: how much the
             latent draws disagree; zero for deterministic heads.
@@ -93,13 +96,14 @@ class PredictionResult:
         return self.probs.topk(min(k, self.probs.shape[1]), dim=1)
 
     def compound(self) -> list[str]:
-        """Per face, "happily surprised" when the runner-up is within the margin, else "surprised"."""
+        """Per face, "surprised and happy" when the runner-up's probability is within the margin
+        of the predicted class's, else "surprised"; the predicted class (argmax of ``probs``)
+        always comes first."""
         values, idx = self.topk(2)
         out = []
         for (p1, p2), (i1, i2) in zip(values.tolist(), idx.tolist()):
-            first, second = self.class_names[i1], self.class_names[i2]
-            adj = ADJECTIVES.get(first, first)
-            out.append(f"{ADVERBS.get(second, second)} {adj}" if p1 - p2 <= self.compound_margin else adj)
+            named = [i1, i2] if p1 - p2 <= self.compound_margin else [i1]
+            out.append(readout([self.class_names[i] for i in named]))
         return out
 
     def to_records(self) -> list[dict]:
@@ -210,42 +214,67 @@ class Predictor:
         out = head_output(self.net, images.to(self.device))
         if out.log_var is None and not isinstance(self.guide, DeltaGuide):
             raise ValueError("this network has a deterministic head; it needs a Delta guide")
-        epistemic = None
+        K = len(self.class_names)
+        epistemic, kept = None, []
         if isinstance(self.guide, BayesianHeadGuide):
-            draws, epistemic = self._bayesian_head_draws(out, num_samples)
+            probs, mean_draw_entropy, epistemic, kept = self._bayesian_head_draws(out, num_samples, return_samples)
         else:
-            predictive = Predictive(self.model, guide=self.guide, num_samples=num_samples, parallel=True,
-                                    return_sites=[LATENT, PROBS])
-            draws = predictive(out)[PROBS].reshape(num_samples, out.batch_size, -1).float()  # (S, B, K)
-        probs = draws.mean(0)
+            chunk = max(1, MAX_DRAW_ELEMENTS // (out.batch_size * K))
+            prob_sum = torch.zeros(out.batch_size, K, device=self.device)
+            entropy_sum = torch.zeros(out.batch_size, device=self.device)
+            for start in range(0, num_samples, chunk):
+                size = min(chunk, num_samples - start)
+                predictive = Predictive(self.model, guide=self.guide, num_samples=size, parallel=True,
+                                        return_sites=[LATENT, PROBS])
+                draws = predictive(out)[PROBS].reshape(size, out.batch_size, K).float()  # (S_chunk, B, K)
+                prob_sum += draws.sum(0)
+                entropy_sum += _entropy(draws).sum(0)
+                if return_samples:
+                    kept.append(draws.cpu())
+            probs, mean_draw_entropy = prob_sum / num_samples, entropy_sum / num_samples
         entropy = _entropy(probs)
-        mi = (entropy - _entropy(draws).mean(0)).clamp_min(0.0) if self.guide.stochastic else torch.zeros_like(entropy)
+        mi = (entropy - mean_draw_entropy).clamp_min(0.0) if self.guide.stochastic else torch.zeros_like(entropy)
         aleatoric = mi if epistemic is None else (mi - epistemic).clamp_min(0.0)
         loc = self.guide.mean(out)
         cov = self.guide.cov_factor(out).cpu() if isinstance(self.guide, LowRankGuide) else None
         return PredictionResult(
             class_names=self.class_names, probs=probs.cpu(), loc=loc.cpu(), scale=self.guide.marginal_scale(out).cpu(),
-            prediction=self.model.predictive_logits(loc).argmax(-1).cpu(), entropy=entropy.cpu(), mutual_information=mi.cpu(), cov_factor=cov,
-            samples=draws.cpu() if return_samples else None, stochastic=self.guide.stochastic,
+            prediction=probs.argmax(-1).cpu(), entropy=entropy.cpu(), mutual_information=mi.cpu(), cov_factor=cov,
+            samples=torch.cat(kept) if return_samples else None, stochastic=self.guide.stochastic,
             aleatoric_mi=aleatoric.cpu(), epistemic_mi=None if epistemic is None else epistemic.cpu(),
         )
 
-    def _bayesian_head_draws(self, out: HeadOutput, num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Nested draws, W ~ q(W) then z ~ q(z | x, W): class probabilities (S, B, K) and the
-        epistemic mutual information H[E_W p_W] - E_W H[p_W], with p_W = E_{z|W} softmax.
+    def _bayesian_head_draws(self, out: HeadOutput, num_samples: int, keep: bool):
+        """Nested draws, W ~ q(W) then z ~ q(z | x, W), in bounded chunks.
 
-        Up to 32 draws of W with S / 32 draws of z each; averaging over few z per W leaves the
-        epistemic estimate a small upward bias (about 0.01 nats at S = 1024 on K = 4).
+        Returns the predictive probabilities (B, K), the mean entropy of the draws (B,), the
+        epistemic mutual information H[E_W p_W] - E_W H[p_W] with p_W = E_{z|W} softmax (B,),
+        and the draws (list of (S_chunk, B, K)) when ``keep``. Up to 32 draws of W with
+        S / 32 draws of z each; averaging over few z per W leaves the epistemic estimate a
+        small upward bias (about 0.01 nats at S = 1024 on K = 4).
         """
+        B, K = out.batch_size, len(self.class_names)
         num_weights = min(num_samples, 32)
         per_weight = max(1, num_samples // num_weights)
-        loc = self.guide.intensity_mean(out, self.guide.sample_weights(num_weights))  # (J, B, K)
+        chunk = max(1, MAX_DRAW_ELEMENTS // (B * K))
+        locs = self.guide.intensity_mean(out, self.guide.sample_weights(num_weights))  # (J, B, K)
         scale = bounded_scale(out.log_var)
-        z = loc[:, None] + scale * torch.randn(num_weights, per_weight, *loc.shape[1:], device=loc.device)  # (J, M, B, K)
-        draws = self.model.predictive_logits(z).softmax(-1).float()
-        per_w = draws.mean(1)  # (J, B, K)
-        epistemic = (_entropy(per_w.mean(0)) - _entropy(per_w).mean(0)).clamp_min(0.0)
-        return draws.flatten(0, 1), epistemic
+        per_w, entropy_sum, kept = [], torch.zeros(B, device=locs.device), []
+        for loc in locs:
+            prob_sum = torch.zeros(B, K, device=locs.device)
+            for start in range(0, per_weight, chunk):
+                size = min(chunk, per_weight - start)
+                z = loc + scale * torch.randn(size, B, K, device=loc.device)
+                draws = self.model.predictive_logits(z).softmax(-1).float()  # (S_chunk, B, K)
+                prob_sum += draws.sum(0)
+                entropy_sum += _entropy(draws).sum(0)
+                if keep:
+                    kept.append(draws.cpu())
+            per_w.append(prob_sum / per_weight)
+        per_w = torch.stack(per_w)  # (J, B, K)
+        probs = per_w.mean(0)
+        epistemic = (_entropy(probs) - _entropy(per_w).mean(0)).clamp_min(0.0)
+        return probs, entropy_sum / (num_weights * per_weight), epistemic, kept
 
     def __call__(self, images, num_samples: int = 100, return_samples: bool = False, batch_size: int = 64) -> PredictionResult:
         """Query raw images: a [0, 1] float tensor batch (B, 3, H, W) of any size, PIL images,
@@ -287,8 +316,9 @@ class Predictor:
             img = open_image(img)
         elif isinstance(img, np.ndarray):
             img = _from_numpy(img)
-        elif torch.is_tensor(img) and img.is_floating_point() and (img.min() < 0 or img.max() > 1):
-            raise ImageInputError(f"float image tensors must hold values in [0, 1], got [{img.min():.3g}, {img.max():.3g}]")
+        if torch.is_tensor(img) and img.is_floating_point() and (img.min() < 0 or img.max() > 1):
+            raise ImageInputError(f"float images (tensors or numpy arrays) must hold values in [0, 1], got "
+                                  f"[{img.min():.3g}, {img.max():.3g}]; divide 8-bit values by 255")
         return self.eval_transform(img)
 
 
@@ -359,35 +389,41 @@ def _from_numpy(arr: np.ndarray) -> Image.Image | torch.Tensor:
 
 def iter_predictions(predictor: Predictor, paths: Iterable[str | os.PathLike], num_samples: int = 100,
                      batch_size: int = 64, detect_faces: bool = False) -> Iterator[tuple[dict, PredictionResult | None]]:
-    """Stream (source, one-row result) pairs over files and folders; unreadable files and
-    photos without a face give a source with an ``error`` entry instead of stopping the run."""
+    """Stream (source, one-row result) pairs over files and folders, in input order; unreadable
+    files and photos without a face give a source with an ``error`` entry (and ``None``) in
+    their place instead of stopping the run."""
     from bayes_fer.faces import detect_faces as find_faces
 
     def sources() -> Iterator[Path]:
         for p in paths:
             yield from (iter_image_files(p) if Path(p).is_dir() else [Path(p)])
 
-    pending: list[tuple[torch.Tensor, dict]] = []
+    # Error entries wait in the queue beside the faces, so the stream keeps the input order.
+    pending: list[tuple[torch.Tensor | None, dict]] = []
 
     def flush():
-        if not pending:
-            return
-        result = predictor.predict_batch(torch.stack([x for x, _ in pending]), num_samples)
-        for i, (_, src) in enumerate(pending):
-            yield src, _row(result, i, src)
+        faces = [x for x, _ in pending if x is not None]
+        result = predictor.predict_batch(torch.stack(faces), num_samples) if faces else None
+        row = 0
+        for x, src in pending:
+            if x is None:
+                yield src, None
+            else:
+                yield src, _row(result, row, src)
+                row += 1
         pending.clear()
 
     for path in sources():
         try:
             img = open_image(path)
         except ImageInputError as e:
-            yield {"path": str(path), "error": str(e)}, None
+            pending.append((None, {"path": str(path), "error": str(e)}))
             continue
         crops = [(img, None)]
         if detect_faces:
             boxes = find_faces(img)
             if not boxes:
-                yield {"path": str(path), "error": "no face found"}, None
+                pending.append((None, {"path": str(path), "error": "no face found"}))
                 continue
             crops = [(img.crop(b), b) for b in boxes]
         for crop, box in crops:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,9 +16,10 @@ import numpy as np
 
 from evaluation import plots
 from evaluation.calibration_error import DEFAULT_NUM_BINS
+from evaluation.cross_dataset import EvaluationScope, restrict, restriction_scope
 from evaluation.ppc import vote_ppc
 from evaluation.predictions import Predictions, load_predictions, save_predictions
-from evaluation.report import markdown_report, summary_table
+from evaluation.report import markdown_report, shared_summary_table, summary_table
 from evaluation.summary import DEFAULT_COVERAGES, Metrics, compute_metrics, temperature_scaled, write_metrics_json
 from evaluation.uncertainty import select_examples
 
@@ -30,7 +32,17 @@ examples:
 
   # saved predictions (probs, labels; optionally votes, samples, loc, scale, class_names)
   python -m evaluation.calibration --predictions test.npz --calibrate-on valid.npz --out eval/
+
+  # a FER+ model on your own class folders (happy/, angry/, ...: any of its classes, matched by name)
+  python -m evaluation.calibration --checkpoint runs/ferplus/best.pt --dataset folder --data-root faces \
+      --split test --out eval-faces/
+  # the same predictions, scored also over the six classes that data set has
+  python -m evaluation.calibration --predictions eval-faces/predictions.npz \
+      --restrict-to neutral happy sad surprised angry disgusted --out eval-faces-again/
 """
+
+#: Devices accepted by --device (checked again, for availability, when the model is loaded).
+DEVICES = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,12 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="dataset root folder (checkpoint mode; not needed for the synthetic dataset)")
     parser.add_argument("--split", default="test", help="split to evaluate (checkpoint mode; default: %(default)s)")
     parser.add_argument("--num-samples", type=int, default=30,
-                        help="Monte-Carlo draws per image (checkpoint mode; default: %(default)s)")
+                        help="Monte-Carlo draws per image, at most 1000: every draw is kept for the mutual "
+                             "information (checkpoint mode; default: %(default)s)")
     parser.add_argument("--size", type=int, help="checkpoint mode: evaluate a seeded subset of this many images "
                                                   "(default: the whole split)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: %(default)s)")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default: %(default)s)")
-    parser.add_argument("--device", default="auto", help="torch device for the model (default: %(default)s)")
+    parser.add_argument("--device", default="auto",
+                        help="torch device for the model: auto, cpu, mps, cuda or cuda:N (default: %(default)s)")
+    parser.add_argument("--class-map", nargs="+", metavar="FOLDER=CLASS",
+                        help="checkpoint mode, class-folder datasets: the class each folder holds, when its name is "
+                             "not a class name or synonym (e.g. joy=happiness; FOLDER=none skips the folder)")
+    parser.add_argument("--restrict-to", nargs="+", metavar="CLASS",
+                        help="predictions mode: the classes the data set has (names or synonyms such as happy); "
+                             "metrics are also reported over these classes with the probabilities restricted to them "
+                             "and renormalised. Checkpoint mode does this by itself when the dataset lacks classes")
     parser.add_argument("--reference", choices=["votes", "mixture"], default="votes",
                         help="checkpoint mode: compare the predicted distributions with the annotator votes, or with "
                              "the true mixtures of the synthetic faces (default: %(default)s)")
@@ -96,47 +117,80 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error("--class-prior select chooses the prior on a validation split: add --calibrate-split valid")
     if args.predictions is not None:
         given = [flag for flag, value in (("--dataset", args.dataset), ("--data-root", args.data_root),
-                                          ("--calibrate-split", args.calibrate_split), ("--size", args.size))
+                                          ("--calibrate-split", args.calibrate_split), ("--size", args.size),
+                                          ("--class-map", args.class_map))
                  if value is not None]
         if given:
             parser.error(f"{', '.join(given)} only apply with --checkpoint; --predictions already holds the outputs")
+    elif args.restrict_to is not None:
+        parser.error("--restrict-to applies with --predictions; with --checkpoint the dataset's classes are matched "
+                     "to the model's by themselves")
     if args.num_bins < 1 or args.num_samples < 1 or args.batch_size < 1 or (args.size is not None and args.size < 1):
         parser.error("--num-bins, --num-samples, --batch-size and --size must be positive integers")
+    from evaluation.inference import MAX_EVALUATION_SAMPLES
+
+    if args.num_samples > MAX_EVALUATION_SAMPLES:
+        parser.error(f"--num-samples must be at most {MAX_EVALUATION_SAMPLES} (every draw of every image is kept, "
+                     f"S x N x K values), got {args.num_samples}")
+    if args.num_workers < 0:
+        parser.error(f"--num-workers must be 0 or more, got {args.num_workers}")
+    if not DEVICES.fullmatch(args.device):
+        parser.error(f"--device: unknown device {args.device!r}; expected auto, cpu, mps, cuda or cuda:N")
+    if args.class_map is not None:
+        bad = [item for item in args.class_map if item.count("=") != 1 or not all(item.split("="))]
+        if bad:
+            parser.error(f"--class-map expects FOLDER=CLASS pairs (e.g. joy=happiness), got {bad}")
     bad = [c for c in args.coverages if not 0.0 < c <= 1.0]
     if bad:
         parser.error(f"--coverages must lie in (0, 1], found {bad}")
 
 
-def _gather(args: argparse.Namespace) -> tuple[Predictions, Predictions | None]:
-    """The predictions to evaluate and those to fit the temperature on (or ``None``)."""
+def _check_same_classes(validation: Predictions | None, num_classes: int, what: str, path: Path | None) -> None:
+    if validation is not None and validation.num_classes != num_classes:
+        raise ValueError(f"--calibrate-on {path} holds K = {validation.num_classes} classes but {what} has "
+                         f"K = {num_classes}; fit the temperature on predictions of the same model")
+
+
+def _gather(args: argparse.Namespace) -> tuple[Predictions, Predictions | None, EvaluationScope]:
+    """The predictions to evaluate, those to fit the temperature on (or ``None``), and what was covered."""
     validation = load_predictions(args.calibrate_on) if args.calibrate_on is not None else None
     if args.predictions is not None:
-        return load_predictions(args.predictions), validation
+        test = load_predictions(args.predictions)
+        _check_same_classes(validation, test.num_classes, f"--predictions {args.predictions}", args.calibrate_on)
+        scope = EvaluationScope()
+        if args.restrict_to is not None:
+            scope = restriction_scope(test.class_names, args.restrict_to)
+        return test, validation, scope
     from evaluation.inference import load_predictor, predict_split
 
     predictor = load_predictor(args.checkpoint, args.device)
+    _check_same_classes(validation, len(predictor.class_names), f"the checkpoint {args.checkpoint}", args.calibrate_on)
     concentration = predictor.model.concentration
     args.concentration = None if concentration is None else float(concentration)
+    class_map = None
+    if args.class_map is not None:
+        class_map = {k: (None if v.lower() == "none" else v) for k, v in (item.split("=") for item in args.class_map)}
     options = dict(dataset=args.dataset, num_samples=args.num_samples, batch_size=args.batch_size,
                    num_workers=args.num_workers, seed=args.seed, size=args.size, progress=not args.no_progress,
-                   reference=args.reference)
+                   reference=args.reference, class_map=class_map)
     prior = args.class_prior
     if prior == "select":
         from evaluation.priors import select_prior_power
 
-        chosen = predict_split(predictor, args.data_root, args.calibrate_split, **{**options, "num_samples": 1})
+        chosen = predict_split(predictor, args.data_root, args.calibrate_split, **{**options, "num_samples": 1}).predictions
         prior, table = select_prior_power(chosen.loc, chosen.labels, predictor.model.log_base_rates.cpu().numpy())
-        (args.out / "class_prior_selection.json").parent.mkdir(parents=True, exist_ok=True)
+        args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "class_prior_selection.json").write_text(json.dumps({"chosen_power": prior, "split": args.calibrate_split,
                                                                         "grid": table}, indent=2))
         print(f"class prior: training base rates to the power {prior:.2f}, chosen on {args.calibrate_split}")
     predictor.model.set_prediction_prior(prior)
     test = predict_split(predictor, args.data_root, args.split, **options)
-    save_predictions(args.out / "predictions.npz", test)
+    save_predictions(args.out / "predictions.npz", test.predictions)
     if args.calibrate_split is not None:
-        validation = predict_split(predictor, args.data_root, args.calibrate_split, **options)
+        split = predict_split(predictor, args.data_root, args.calibrate_split, **options)
+        validation = split.predictions
         save_predictions(args.out / f"predictions_{args.calibrate_split}.npz", validation)
-    return test, validation
+    return test.predictions, validation, test.scope
 
 
 def evaluate(
@@ -149,6 +203,7 @@ def evaluate(
     title: str = "Evaluation report",
     reference: str = "votes",
     concentration: float | None = None,
+    scope: EvaluationScope | None = None,
 ) -> Metrics:
     """Score ``predictions``, write metrics.json, report.md and the figures into ``out``.
 
@@ -162,10 +217,14 @@ def evaluate(
         title: The report's heading.
         reference: What ``predictions.votes`` holds: ``"votes"`` or the synthetic ``"mixture"``.
         concentration: alpha of a Dirichlet-multinomial model, for its vote check (None: multinomial).
+        scope: What was left out and how the data set's classes match the model's; when the
+            data set lacks some of the model's classes, ``shared/<metric>`` entries score the
+            shared classes with the probabilities restricted to them and renormalised.
 
     Returns:
-        The metrics written to ``metrics.json``.
+        The metrics written to ``metrics.json`` (besides the scope's own entries).
     """
+    scope = scope or EvaluationScope()
     out.mkdir(parents=True, exist_ok=True)
     coverages = tuple(coverages)
     metrics = compute_metrics(predictions, num_bins, coverages)
@@ -173,7 +232,15 @@ def evaluate(
     if validation is not None:
         scaled, calibrated = temperature_scaled(validation, predictions, num_bins, coverages)
         metrics.update(scaled)
-    write_metrics_json(out / "metrics.json", metrics)
+    scope_notes = scope.notes(predictions.num_classes)
+    if scope.restricted:
+        shared, outside = restrict(predictions, scope.shared)
+        metrics.update({f"shared/{key}": value for key, value in compute_metrics(shared, num_bins, coverages).items()})
+        metrics["shared/excluded_outside"] = outside
+        if outside:
+            scope_notes.append(f"{outside} example(s) labelled with classes outside {list(scope.shared)} are left "
+                               "out of the shared-class metrics.")
+    write_metrics_json(out / "metrics.json", {**metrics, **scope.to_json()})
 
     probs, labels, names = predictions.probs, predictions.labels, predictions.class_names
     figures: dict[str, str] = {}
@@ -208,12 +275,13 @@ def evaluate(
     else:
         ppc = vote_ppc(probs, predictions.votes, concentration=concentration)
         metrics.update({f"ppc/{k}": v for k, v in ppc.items() if not isinstance(v, np.ndarray)})
-        write_metrics_json(out / "metrics.json", metrics)
+        write_metrics_json(out / "metrics.json", {**metrics, **scope.to_json()})
         save(plots.vote_ppc_plot(ppc)[0], "vote_ppc", "Posterior-predictive check of the annotator votes")
         notes.append(f"Vote check: {'Dirichlet-multinomial' if concentration else 'multinomial'} votes simulated from "
                      f"the predicted probabilities; mean vote entropy {ppc['observed/vote_entropy']:.3f} real against "
                      f"{ppc['replicated/vote_entropy']:.3f} simulated (p = {ppc['p_value/vote_entropy']:.2f}).")
-    (out / "report.md").write_text(markdown_report(metrics, names, figures, notes, title))
+    shared_names = scope.shared if scope.restricted else ()
+    (out / "report.md").write_text(markdown_report(metrics, names, figures, notes, title, scope_notes, shared_names))
     return metrics
 
 
@@ -222,14 +290,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _check_args(parser, args)
     try:
-        predictions, validation = _gather(args)
-    except (FileNotFoundError, ValueError, TypeError) as error:
+        predictions, validation, scope = _gather(args)
+        metrics = evaluate(predictions, args.out, validation, args.num_bins, args.coverages, args.formats, args.title,
+                           reference=args.reference if args.checkpoint is not None else "votes", scope=scope,
+                           concentration=getattr(args, "concentration", None))
+    except (FileNotFoundError, ValueError, TypeError, RuntimeError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
-    metrics = evaluate(predictions, args.out, validation, args.num_bins, args.coverages, args.formats, args.title,
-                       reference=args.reference if args.checkpoint is not None else "votes",
-                       concentration=getattr(args, "concentration", None))
+    for note in scope.notes(predictions.num_classes):
+        print(note)
     print(summary_table(metrics))
+    if "shared/accuracy" in metrics:
+        print(f"\nOver the {len(scope.shared)} shared classes ({', '.join(scope.shared)}):")
+        print(shared_summary_table(metrics))
     print(f"\nwrote {args.out / 'metrics.json'}, {args.out / 'report.md'} and figures to {args.out}")
     return 0
 

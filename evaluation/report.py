@@ -2,6 +2,8 @@
 
 The summary table (also printed by the CLI), the per-class table (the paper's Table 4),
 selective accuracy, misclassification detection and the vote metrics, followed by the figures.
+When the data set lacks some of the model's classes, a "Shared classes" section scores the
+classes both have (the ``shared/`` entries).
 """
 from __future__ import annotations
 
@@ -81,6 +83,12 @@ def summary_table(metrics: Metrics) -> str:
     return markdown_table(header, _rows(metrics, SUMMARY_ROWS, calibrated))
 
 
+def shared_summary_table(metrics: Metrics) -> str:
+    """The headline metrics over the shared classes only (the ``shared/<key>`` entries)."""
+    shared = {key[len("shared/"):]: value for key, value in metrics.items() if key.startswith("shared/")}
+    return markdown_table(["Metric", "Value"], _rows(shared, SUMMARY_ROWS, calibrated=False))
+
+
 def per_class_table(metrics: Metrics, class_names: Sequence[str]) -> str:
     """Precision, recall, F1, support and class-wise ECE per class (the paper's Table 4)."""
     fields = ("precision", "recall", "f1", "support", "ece_classwise")
@@ -120,6 +128,8 @@ def markdown_report(
     figures: Mapping[str, str] | None = None,
     notes: Sequence[str] = (),
     title: str = "Evaluation report",
+    scope_notes: Sequence[str] = (),
+    shared_classes: Sequence[str] = (),
 ) -> str:
     """The full report.
 
@@ -129,16 +139,28 @@ def markdown_report(
         figures: Caption -> image path relative to the report.
         notes: Lines listed under "Notes" (e.g. what was skipped and why).
         title: The top heading.
+        scope_notes: Sentences on what was evaluated (images left out, how the data set's
+            classes match the model's), shown right after the introduction.
+        shared_classes: The classes of the ``shared/`` metrics, when there are any.
 
     Returns:
         Markdown text.
     """
     n, k, s = metrics.get("num_examples"), metrics.get("num_classes"), metrics.get("num_mc_samples")
     intro = f"{n} examples, {k} classes" + (f", {s} Monte-Carlo samples" if s else "") + "."
-    sections = [f"# {title}", intro, "## Summary", summary_table(metrics),
+    sections = [f"# {title}", intro]
+    if scope_notes:
+        sections += ["## What was evaluated", "\n".join(f"- {note}" for note in scope_notes)]
+    sections += ["## Summary", summary_table(metrics),
                 "## Per class", per_class_table(metrics, class_names),
                 "## Selective prediction", selective_table(metrics),
                 "## Misclassification detection", misclassification_table(metrics)]
+    if shared_classes and "shared/accuracy" in metrics:
+        shared = {key[len("shared/"):]: value for key, value in metrics.items() if key.startswith("shared/")}
+        sections += [f"## Shared classes ({len(shared_classes)}: {', '.join(shared_classes)})",
+                     f"{shared.get('num_examples')} examples; probabilities restricted to these classes and "
+                     "renormalised to sum to 1.",
+                     shared_summary_table(metrics), per_class_table(shared, shared_classes)]
     if any(key.startswith("votes/") for key in metrics):
         sections += ["## Agreement with annotator votes", votes_table(metrics)]
     if figures:

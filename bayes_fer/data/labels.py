@@ -8,6 +8,7 @@ of its label space, so a class can never be silently re-ordered.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -192,3 +193,68 @@ def resolve_folder_names(
             f"with classes among {', '.join(CANONICAL_CLASSES)} (None skips a folder)"
         )
     return resolved
+
+
+def canonical_class(name: str) -> str:
+    """The canonical name of a class name or common synonym (``"happy"`` -> ``"happiness"``,
+    ``"Angry"`` -> ``"anger"``); a name that is neither is returned unchanged."""
+    return FOLDER_SYNONYMS.get(str(name).strip().lower(), str(name))
+
+
+@dataclass(frozen=True)
+class ClassMatch:
+    """Which classes of a data set are which classes of a model, matched by name and synonym.
+
+    Attributes:
+        data_classes: the data set's class names, in its label order, as given.
+        model_classes: the model's class names, in its output order.
+        data_to_model: for each data-set class, the model's index of it, or -1 when the
+            model has no such class.
+    """
+
+    data_classes: tuple[str, ...]
+    model_classes: tuple[str, ...]
+    data_to_model: tuple[int, ...]
+
+    @property
+    def shared(self) -> tuple[str, ...]:
+        """The model's classes that the data set has, in the model's order."""
+        present = set(i for i in self.data_to_model if i >= 0)
+        return tuple(name for k, name in enumerate(self.model_classes) if k in present)
+
+    @property
+    def missing_from_data(self) -> tuple[str, ...]:
+        """The model's classes that the data set lacks."""
+        present = set(self.data_to_model)
+        return tuple(name for k, name in enumerate(self.model_classes) if k not in present)
+
+    @property
+    def unknown_to_model(self) -> tuple[str, ...]:
+        """The data set's classes that the model lacks (their examples cannot be scored)."""
+        return tuple(name for name, k in zip(self.data_classes, self.data_to_model) if k < 0)
+
+    @property
+    def identical(self) -> bool:
+        """Whether the data set's labels are the model's outputs, class for class, in order."""
+        return self.data_to_model == tuple(range(len(self.model_classes)))
+
+
+def match_classes(data_classes: Sequence[str], model_classes: Sequence[str]) -> ClassMatch:
+    """Match a data set's classes to a model's by canonical name (synonyms allowed on both sides).
+
+    Example:
+        >>> match_classes(["angry", "happy", "neutral"], LABEL_SPACES["ferplus"]).data_to_model
+        (4, 1, 0)
+
+    Raises:
+        ValueError: two names of one side mean the same class.
+    """
+    data, model = tuple(str(c) for c in data_classes), tuple(str(c) for c in model_classes)
+    for side, names in (("data set", data), ("model", model)):
+        canon = [canonical_class(n) for n in names]
+        if len(set(canon)) != len(canon):
+            twins = sorted({n for n, c in zip(names, canon) if canon.count(c) > 1})
+            raise ValueError(f"the {side}'s classes {list(names)} name one class twice ({twins} are synonyms); "
+                             "give each class once")
+    where = {canonical_class(name): k for k, name in enumerate(model)}
+    return ClassMatch(data, model, tuple(where.get(canonical_class(name), -1) for name in data))

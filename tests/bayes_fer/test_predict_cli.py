@@ -27,16 +27,17 @@ def test_predict_cli_on_a_folder_with_a_bad_file(synthetic_checkpoints, tmp_path
                 "--num-samples", "20", "--json", str(tmp_path / "out.json"), "--csv", str(tmp_path / "out.csv"),
                 "--annotate", str(tmp_path / "annotated"))
     assert proc.returncode == 0, proc.stderr
-    assert "broken.png: not a readable image" in proc.stdout
+    assert "broken.png: not a readable image" in proc.stderr
     assert "2 face(s) predicted, 1 input(s) without a result" in proc.stdout
-    faces_json = json.loads((tmp_path / "out.json").read_text())["faces"]
-    assert len(faces_json) == 3 and sum("error" in f for f in faces_json) == 1
+    document = json.loads((tmp_path / "out.json").read_text())
+    faces_json = document["faces"]
+    assert len(faces_json) == 3 and sum("error" in f for f in faces_json) == 1 and document["complete"] is True
     rows = list(csv.DictReader((tmp_path / "out.csv").open()))
     assert {r["prediction"] for r in rows if r["prediction"]} <= {
         "neutral", "happiness", "sadness", "surprise", "fear", "disgust", "anger"}
     annotated = sorted(p.name for p in (tmp_path / "annotated").iterdir())
-    assert annotated == ["a_annotated.png", "b_annotated.png"]
-    assert Image.open(tmp_path / "annotated" / "a_annotated.png").width > 80
+    assert annotated == ["a.png.annotated.png", "b.jpg.annotated.png"]
+    assert Image.open(tmp_path / "annotated" / "a.png.annotated.png").width > 80
 
 
 def test_predict_cli_names_a_missing_checkpoint(tmp_path):

@@ -24,7 +24,7 @@ def test_shapes_class_names_and_probabilities(predictor):
     assert result.samples.shape == (50, 4, K)
     assert torch.allclose(result.probs.sum(-1), torch.ones(4), atol=1e-5)
     assert torch.all(result.scale > 0)
-    assert torch.equal(result.prediction, result.loc.argmax(-1))
+    assert torch.equal(result.prediction, result.probs.argmax(-1))  # the one prediction rule
     assert torch.all(result.mutual_information >= 0)
     assert torch.all(result.mutual_information <= result.entropy + 1e-6)
 
@@ -103,7 +103,7 @@ def test_records_and_json(predictor):
 def test_compound_readout_names_two_classes_within_the_margin(predictor):
     result = predictor(torch.rand(1, 3, 112, 112), num_samples=5)
     result.probs = torch.tensor([[0.05, 0.40, 0.02, 0.45, 0.03, 0.03, 0.02]])
-    assert result.compound() == ["happily surprised"]
+    assert result.compound() == ["surprised and happy"]
     result.probs = torch.tensor([[0.05, 0.10, 0.02, 0.73, 0.03, 0.05, 0.02]])
     assert result.compound() == ["surprised"]
 
@@ -125,3 +125,11 @@ def test_reference_checkpoints_predict_with_their_head_type(kind, tmp_path):
     else:  # POSTER++: a linear head, so the spread is zero and said to be
         assert not result.stochastic and torch.all(result.scale == 0)
         assert result.to_records()[0]["spread"] == "zero (deterministic head)"
+
+
+def test_numpy_float_images_above_one_are_refused_like_tensors(predictor):
+    with pytest.raises(ImageInputError, match=r"values in \[0, 1\].*divide 8-bit values by 255"):
+        predictor(np.full((20, 20, 3), 255.0))
+    with pytest.raises(ImageInputError, match=r"values in \[0, 1\]"):
+        predictor(torch.full((1, 3, 20, 20), 255.0))
+    assert predictor(np.full((20, 20, 3), 0.5), num_samples=2).probs.shape == (1, 7)

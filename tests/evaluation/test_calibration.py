@@ -197,16 +197,26 @@ def test_collect_predictions_from_a_deterministic_head_with_mapping_results():
             return {"probs": result.probs, "loc": result.loc, "scale": result.scale, "samples": None}
 
     predictions = collect_predictions(Deterministic(), _Faces("test", 10), num_samples=1, batch_size=4,
-                                      progress=False)
+                                      progress=False).predictions
     assert isinstance(predictions, Predictions)
     assert predictions.samples is None and predictions.num_examples == 10
     np.testing.assert_array_equal(predictions.scale, np.zeros((10, 3)))
 
 
-def test_collect_predictions_rejects_a_different_class_order():
+def test_collect_predictions_maps_another_class_order_by_name():
+    faces = _Faces("test", 12)
+    faces.class_names = ["happy", "neutral", "surprised"]  # synonyms, in another order
+    split = collect_predictions(_Predictor(), faces, num_samples=2, progress=False)
+    # The model's order is neutral, happiness, surprise: data label 0 (happy) is model class 1.
+    np.testing.assert_array_equal(split.predictions.labels, np.array([1, 0, 2])[faces.labels.numpy()])
+    np.testing.assert_array_equal(split.predictions.votes, faces.votes.numpy()[:, [1, 0, 2]])
+    assert split.scope.shared == ("neutral", "happiness", "surprise") and not split.scope.restricted
+
+
+def test_collect_predictions_rejects_a_dataset_without_shared_classes():
     faces = _Faces("test", 4)
-    faces.class_names = ["happiness", "neutral", "surprise"]
-    with pytest.raises(ValueError, match=r"the dataset's classes .* differ from the checkpoint's"):
+    faces.class_names = ["fear", "disgust", "contempt"]
+    with pytest.raises(ValueError, match=r"the dataset's classes .* share none with the model's"):
         collect_predictions(_Predictor(), faces, num_samples=2, progress=False)
 
 
@@ -218,7 +228,7 @@ def test_collect_predictions_compares_with_the_field_asked_for():
             return sample
 
     faces = Mixed("test", 6)
-    predictions = collect_predictions(_Predictor(), faces, num_samples=2, progress=False, reference="mixture")
+    predictions = collect_predictions(_Predictor(), faces, num_samples=2, progress=False, reference="mixture").predictions
     expected = torch.stack([faces[i]["mixture"] for i in range(6)]).numpy()
     np.testing.assert_allclose(predictions.votes, expected, rtol=1e-6)
     with pytest.raises(ValueError, match="carry no 'mixture'.*use --reference votes"):

@@ -86,3 +86,34 @@ def test_folder_names_resolve_through_explicit_tables():
         resolve_folder_names(["smile"], {"smile": "joy"})
     with pytest.raises(ValueError, match=r"\['12'\]"):
         resolve_folder_names(["12"], None, AFFECTNET_CODES)
+
+
+def test_match_classes_understands_synonyms_in_either_order():
+    from bayes_fer.data.labels import match_classes
+
+    match = match_classes(["Happy", "angry", "sad", "surprised", "fearful", "disgusted", "contemptuous", "neutral"],
+                          LABEL_SPACES["ferplus"])
+    assert [LABEL_SPACES["ferplus"][k] for k in match.data_to_model] == [
+        "happiness", "anger", "sadness", "surprise", "fear", "disgust", "contempt", "neutral"]
+    assert match.missing_from_data == () and match.unknown_to_model == () and not match.identical
+    assert match_classes(LABEL_SPACES["ferplus"], LABEL_SPACES["ferplus"]).identical
+
+
+@pytest.mark.parametrize("space", sorted(LABEL_SPACES))
+def test_every_named_label_space_matches_an_eight_class_model(space):
+    from bayes_fer.data.labels import match_classes
+
+    match = match_classes(LABEL_SPACES[space], LABEL_SPACES["ferplus"])
+    assert set(match.shared) == set(LABEL_SPACES[space])
+    assert set(match.missing_from_data) == set(LABEL_SPACES["ferplus"]) - set(LABEL_SPACES[space])
+    for name, k in zip(match.data_classes, match.data_to_model):
+        assert LABEL_SPACES["ferplus"][k] == name
+
+
+def test_match_classes_lists_what_the_model_lacks_and_refuses_twins():
+    from bayes_fer.data.labels import match_classes
+
+    match = match_classes(LABEL_SPACES["affectnet8"], LABEL_SPACES["affectnet7"])
+    assert match.unknown_to_model == ("contempt",) and match.data_to_model[-1] == -1
+    with pytest.raises(ValueError, match=r"name one class twice \(\['happiness', 'happy'\] are synonyms\)"):
+        match_classes(["happy", "happiness"], LABEL_SPACES["ferplus"])
