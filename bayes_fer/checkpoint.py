@@ -15,6 +15,7 @@ import pickle
 import re
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -58,18 +59,27 @@ def _describe_bytes(head: bytes) -> str:
     return f"not a PyTorch checkpoint (it starts with the bytes {head[:8].hex(' ')})"
 
 
+def _complete_zip(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as z:
+            z.infolist()
+        return True
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
+
+
 def _explain(path: Path, head: bytes, err: BaseException) -> str:
     """Turn what ``torch.load`` raised into a sentence about the file."""
     message = str(err)
     if not head.startswith((_ZIP_MAGIC, _PICKLE_PROTOCOL_2_OR_LATER)):
         return "is " + _describe_bytes(head)
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
+    found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", message)
     if found or (head.startswith(_PICKLE_PROTOCOL_2_OR_LATER) and "WeightsUnpickler" in message):
         what = f" ({found.group(1)})" if found else ""
         return (f"holds Python objects{what} besides tensors, numbers, strings, lists and dicts; bayes-fer reads "
                 "only plain tensor checkpoints, since unpickling arbitrary objects can run arbitrary code")
     if head.startswith(_ZIP_MAGIC):
-        if "central directory" in message or isinstance(err, EOFError):
+        if "central directory" in message or isinstance(err, EOFError) or not _complete_zip(path):
             return "is truncated or damaged (an incomplete zip archive); was it still being written or copied?"
         if "data.pkl" in message or "archive" in message:
             return "is a zip archive but not a PyTorch checkpoint"

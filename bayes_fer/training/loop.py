@@ -34,7 +34,7 @@ from bayes_fer.vich import CLASS_PRIORS, LIKELIHOODS, HeadOutput, VICHModel, mod
 from guides import AmortizedGuide
 
 #: Steps timed before judging whether --max-minutes allows one epoch (the first step is a warm-up).
-TIMED_STEPS = 4
+TIMED_STEPS = 3
 
 
 class TrainingDiverged(RuntimeError):
