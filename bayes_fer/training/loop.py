@@ -19,7 +19,7 @@ from pyro.infer import TraceMeanField_ELBO
 from torch.utils.data import DataLoader, Dataset
 
 from bayes_fer import checkpoint as ckpt_io
-from bayes_fer.models import CheckpointError, PosterNet
+from bayes_fer.models import CheckpointError
 from bayes_fer.training import rundir
 from bayes_fer.training.builder import build_network, build_vich
 from bayes_fer.training.checks import check_config
@@ -28,10 +28,10 @@ from bayes_fer.training.data import EpochOrder, SeededSamples, epoch_order, load
 from bayes_fer.training.device import resolve_device
 from bayes_fer.training.logs import MetricsLogger
 from bayes_fer.training.metrics import evaluate, head_output, progress
+from bayes_fer.training.objective import elbo_loss, make_schedules
 from bayes_fer.training.resume import check_resumable, saved_config
 from bayes_fer.training.state import get_rng_state, set_rng_state
-from bayes_fer.vich import CLASS_PRIORS, LIKELIHOODS, HeadOutput, VICHModel, module_local_params
-from guides import AmortizedGuide
+from bayes_fer.vich import CLASS_PRIORS, LIKELIHOODS, module_local_params
 
 #: Steps timed before judging whether --max-minutes allows one epoch (the first step is a warm-up).
 TIMED_STEPS = 3
@@ -44,27 +44,6 @@ class TrainingDiverged(RuntimeError):
 def clock() -> float:
     """Seconds on a monotonic clock (one place for tests to stand in a clock of their own)."""
     return time.monotonic()
-
-
-def elbo_loss(
-    model: VICHModel,
-    guide: AmortizedGuide,
-    out: HeadOutput,
-    batch: dict,
-    dataset_size: int,
-    elbo: TraceMeanField_ELBO | None = None,
-) -> torch.Tensor:
-    """Negative ELBO per datum: mean over the batch of CE(sampled z) + beta * KL.
-
-    The plate scales the minibatch's log-densities by N / B, so dividing by N gives the
-    per-datum value whatever the batch size.
-    """
-    if model.kl_weight != guide.kl_weight:
-        raise ValueError(f"model and guide disagree on the KL weight ({model.kl_weight} against {guide.kl_weight}); "
-                         "build both with training.builder.build_vich")
-    elbo = elbo or TraceMeanField_ELBO()
-    args = (out, batch["label"], batch.get("target"), batch["index"], dataset_size, batch.get("votes"))
-    return elbo.differentiable_loss(model, guide, *args) / dataset_size
 
 
 class Trainer:
@@ -195,20 +174,7 @@ class Trainer:
         print(f"resumed from {path}: epoch {self.epoch}{where}, step {self.step}, best valid accuracy {self.best:.4f}")
 
     def _schedules(self) -> tuple[torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.LRScheduler]:
-        cfg = self.config
-        warm = max(1, cfg.warmup_steps)
-        if cfg.lr_schedule == "exponential":
-            per_step = torch.optim.lr_scheduler.LinearLR(self.optimizer, 0.01, 1.0, total_iters=warm)
-            return per_step, torch.optim.lr_scheduler.ExponentialLR(self.optimizer, cfg.lr_gamma)
-        total = max(1, cfg.epochs * self.steps_per_epoch)
-
-        def factor(step: int) -> float:
-            ramp = min(1.0, 0.01 + 0.99 * step / warm)
-            return ramp * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
-
-        per_step = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
-        # A constant per-epoch scheduler keeps one checkpoint layout for both schedules.
-        return per_step, torch.optim.lr_scheduler.ExponentialLR(self.optimizer, 1.0)
+        return make_schedules(self.optimizer, self.config, self.steps_per_epoch)
 
     # -- training ----------------------------------------------------------------------------
     def _loader(self, dataset: Dataset) -> DataLoader:
