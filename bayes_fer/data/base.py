@@ -221,11 +221,11 @@ def crop_box(img: Image.Image, box: Sequence[float]) -> Image.Image:
     """
     x, y, w, h = (float(v) for v in box)
     if not all(np.isfinite((x, y, w, h))) or w <= 0 or h <= 0:
-        raise BadBoxError(f"face box {tuple(box)} needs finite values and a positive width and height")
+        raise BadBoxError(f"face box {(x, y, w, h)} needs finite values and a positive width and height")
     left, top = max(0, round(x)), max(0, round(y))
     right, bottom = min(img.width, round(x + w)), min(img.height, round(y + h))
     if right <= left or bottom <= top:
-        raise BadBoxError(f"face box {tuple(box)} lies outside the {img.width}x{img.height} image")
+        raise BadBoxError(f"face box {(x, y, w, h)} lies outside the {img.width}x{img.height} image")
     if (left, top, right, bottom) == (0, 0, img.width, img.height):
         return img
     return img.crop((left, top, right, bottom))

@@ -161,8 +161,8 @@ class Trainer:
             self.model.load_state_dict(state["vich"])
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise CheckpointError(f"{path} does not fit the network, guide and model of this configuration: {first}") from None
+            what = " ".join(str(e).split())[:600] or type(e).__name__
+            raise CheckpointError(f"{path} does not fit the network, guide and model of this configuration: {what}") from None
         self.warmup.load_state_dict(state["warmup"])
         self.decay.load_state_dict(state["decay"])
         set_rng_state(state["rng"])
