@@ -22,7 +22,7 @@ class OutputError(OSError):
     """An output folder or file cannot be written; the message names the folder and the cause."""
 
     def __str__(self) -> str:
-        return self.args[0]
+        return self.strerror if self.strerror else super().__str__()
 
 
 def describe_os_error(err: OSError) -> str:
