@@ -5,7 +5,7 @@
     >>> ds.class_names[:3], len(ds), ds[0]["image"].shape
     (('neutral', 'happiness', 'sadness'), 8, torch.Size([3, 112, 112]))
 """
-from bayes_fer.data.base import FERDataset, FileImageDataset, SkipSummary
+from bayes_fer.data.base import BadBoxError, FERDataset, FileImageDataset, SkipSummary
 from bayes_fer.data.errors import LabelError, LayoutError
 from bayes_fer.data.ferplus import majority_label, probability_target
 from bayes_fer.data.labels import (
@@ -16,7 +16,7 @@ from bayes_fer.data.labels import (
     remap_labels,
     remap_probabilities,
 )
-from bayes_fer.data.registry import DATASETS, list_datasets, load_dataset
+from bayes_fer.data.registry import DATASETS, list_datasets, load_dataset, validation_split
 from bayes_fer.data.sampler import ClassBalancedSampler
 from bayes_fer.data.synthetic import SceneConfig, SyntheticConfig, SyntheticFaces
 from bayes_fer.data.transforms import (
@@ -37,6 +37,7 @@ __all__ = [
     "MEAN",
     "STD",
     "AugmentConfig",
+    "BadBoxError",
     "ClassBalancedSampler",
     "FERDataset",
     "FileImageDataset",
@@ -58,5 +59,6 @@ __all__ = [
     "remap_probabilities",
     "to_rgb",
     "train_transform",
+    "validation_split",
     "AUGMENTATIONS",
 ]

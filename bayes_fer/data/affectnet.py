@@ -8,12 +8,14 @@ as the test split, as in the paper; AffectNet has no separate validation split.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
 
 from bayes_fer.data.base import FileImageDataset, subset_indices
 from bayes_fer.data.errors import LabelError, LayoutError
+from bayes_fer.data.files import read_text, safe_relative
 from bayes_fer.data.folders import SPLIT_DIRS, load_class_folders
 from bayes_fer.data.labels import AFFECTNET_CODES, LABEL_SPACES
 
@@ -36,30 +38,29 @@ _FOLDER_SPLITS = {"train": SPLIT_DIRS["train"], "test": SPLIT_DIRS["test"] + SPL
 def read_affectnet_csv(path: Path, keep: int) -> tuple[list[str], np.ndarray, np.ndarray, int]:
     """``(relative paths, codes, face boxes, rows dropped)`` of rows with codes below ``keep``."""
     rel, codes, boxes, dropped = [], [], [], 0
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        missing = [c for c in REQUIRED_COLUMNS if header is None or c not in header]
-        if missing:
-            raise LabelError(path, 1, f"header lacks column(s) {missing}; expected {', '.join(REQUIRED_COLUMNS)}")
-        col = [header.index(c) for c in REQUIRED_COLUMNS]
-        for line_no, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            try:
-                file_path, x, y, w, h, expr = (row[i] for i in col)
-                code = int(expr)
-                box = (float(x), float(y), float(w), float(h))
-            except (IndexError, ValueError):
-                raise LabelError(path, line_no, f"malformed row {row[:7]!r}") from None
-            if code not in AFFECTNET_CODES:
-                raise LabelError(path, line_no, f"expression {code} of {file_path} is outside AffectNet's table 0-10")
-            if code >= keep:
-                dropped += 1
-                continue
-            rel.append(file_path)
-            codes.append(code)
-            boxes.append(box)
+    reader = csv.reader(io.StringIO(read_text(path), newline=""))
+    header = next(reader, None)
+    missing = [c for c in REQUIRED_COLUMNS if header is None or c not in header]
+    if missing:
+        raise LabelError(path, 1, f"header lacks column(s) {missing}; expected {', '.join(REQUIRED_COLUMNS)}")
+    col = [header.index(c) for c in REQUIRED_COLUMNS]
+    for line_no, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        try:
+            file_path, x, y, w, h, expr = (row[i] for i in col)
+            code = int(expr)
+            box = (float(x), float(y), float(w), float(h))
+        except (IndexError, ValueError):
+            raise LabelError(path, line_no, f"malformed row {row[:7]!r}") from None
+        if code not in AFFECTNET_CODES:
+            raise LabelError(path, line_no, f"expression {code} of {file_path} is outside AffectNet's table 0-10")
+        if code >= keep:
+            dropped += 1
+            continue
+        rel.append(safe_relative(file_path, path, line_no))
+        codes.append(code)
+        boxes.append(box)
     return rel, np.asarray(codes, dtype=np.int64), np.asarray(boxes, dtype=np.float64).reshape(-1, 4), dropped
 
 

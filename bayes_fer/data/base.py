@@ -30,17 +30,30 @@ MAX_SUBSTITUTES = 64
 
 @dataclass(frozen=True)
 class SkipSummary:
-    """Files skipped so far because they could not be read."""
+    """Files skipped so far because they could not be read, or their face box does not fit them."""
 
     count: int  # number of distinct files skipped
     total: int  # number of samples in the dataset
     files: tuple[str, ...]  # the skipped files, in sample order
+    bad_boxes: int = 0  # of ``count``, files skipped because their face box lies outside the image
 
     def __str__(self) -> str:
         if not self.count:
             return f"0 of {self.total} images skipped"
         shown = ", ".join(self.files[:5]) + (", ..." if self.count > 5 else "")
-        return f"{self.count} of {self.total} images skipped as unreadable: {shown}"
+        unreadable = self.count - self.bad_boxes
+        if not self.bad_boxes:
+            return f"{self.count} of {self.total} images skipped as unreadable: {shown}"
+        reasons = f"{self.bad_boxes} with a bad face box" + (f", {unreadable} unreadable" if unreadable else "")
+        return f"{self.count} of {self.total} images skipped ({reasons}): {shown}"
+
+
+class BadBoxError(ValueError):
+    """A sample's face box does not lie within its image (the image itself is readable)."""
+
+
+#: Skip-mask codes: why a sample was skipped.
+_UNREADABLE, _BAD_BOX = 1, 2
 
 
 class FERDataset(Dataset):
@@ -76,7 +89,7 @@ class FERDataset(Dataset):
         self.transform = transform
         self.dropped: dict[str, int] = {}  # samples the label rules left out, by reason
         # Shared so that DataLoader workers (forked or spawned) record into the same mask.
-        self._skip_mask = torch.zeros(max(len(self.labels), 1), dtype=torch.bool).share_memory_()
+        self._skip_mask = torch.zeros(max(len(self.labels), 1), dtype=torch.int8).share_memory_()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -110,15 +123,21 @@ class FERDataset(Dataset):
     @property
     def skipped(self) -> SkipSummary:
         """Summary of the files skipped so far, in this process and its DataLoader workers."""
-        idx = torch.nonzero(self._skip_mask[: len(self)]).flatten().tolist()
-        return SkipSummary(len(idx), len(self), tuple(self.source(i) for i in idx))
+        mask = self._skip_mask[: len(self)]
+        idx = torch.nonzero(mask).flatten().tolist()
+        return SkipSummary(len(idx), len(self), tuple(self.source(i) for i in idx), int((mask == _BAD_BOX).sum()))
 
     def _read(self, index: int) -> Image.Image | None:
         try:
             return self.load_image(index)
+        except BadBoxError as err:
+            if not self._skip_mask[index]:
+                self._skip_mask[index] = _BAD_BOX
+                warnings.warn(f"skipping {self.source(index)}: {err}", RuntimeWarning, stacklevel=3)
+            return None
         except UNREADABLE as err:
             if not self._skip_mask[index]:
-                self._skip_mask[index] = True
+                self._skip_mask[index] = _UNREADABLE
                 warnings.warn(f"skipping unreadable image {self.source(index)}: {err}", RuntimeWarning, stacklevel=3)
             return None
 
@@ -195,12 +214,18 @@ class FileImageDataset(FERDataset):
 
 
 def crop_box(img: Image.Image, box: Sequence[float]) -> Image.Image:
-    """Crop ``img`` to ``box = (x, y, width, height)``, clamped to the image bounds."""
+    """Crop ``img`` to ``box = (x, y, width, height)``, clamped to the image bounds.
+
+    Raises:
+        BadBoxError: the box is not finite, has no area, or lies outside the image.
+    """
     x, y, w, h = (float(v) for v in box)
+    if not all(np.isfinite((x, y, w, h))) or w <= 0 or h <= 0:
+        raise BadBoxError(f"face box {(x, y, w, h)} needs finite values and a positive width and height")
     left, top = max(0, round(x)), max(0, round(y))
     right, bottom = min(img.width, round(x + w)), min(img.height, round(y + h))
     if right <= left or bottom <= top:
-        raise ValueError(f"face box {tuple(box)} lies outside the {img.width}x{img.height} image")
+        raise BadBoxError(f"face box {(x, y, w, h)} lies outside the {img.width}x{img.height} image")
     if (left, top, right, bottom) == (0, 0, img.width, img.height):
         return img
     return img.crop((left, top, right, bottom))

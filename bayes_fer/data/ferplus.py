@@ -18,7 +18,7 @@ contempt, unknown, NF (not a face). The two label modes follow the FERPlus refer
    label is its argmax (the first column on ties).
 
 Votes come from each split folder's ``label.csv``, as in the reference reader, or from
-``fer2013new.csv`` where a split has no ``label.csv``. The ``label.csv`` files kept in the
+``fer2013new.csv`` where no split has a ``label.csv`` (one source for all splits). The ``label.csv`` files kept in the
 FERPlus repository predate its current ``fer2013new.csv`` and differ from it on about 4%
 of the faces, so the two sources give slightly different label sets.
 
@@ -28,6 +28,7 @@ distribution-level evaluation; ``dataset.raw_votes`` holds all 10 columns.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +36,7 @@ import numpy as np
 
 from bayes_fer.data.base import FileImageDataset, subset_indices
 from bayes_fer.data.errors import LabelError, LayoutError
+from bayes_fer.data.files import read_text, safe_relative
 from bayes_fer.data.labels import FERPLUS_COLUMNS, LABEL_SPACES
 
 SPLIT_FOLDERS = {"train": "FER2013Train", "valid": "FER2013Valid", "test": "FER2013Test"}
@@ -48,7 +50,7 @@ LAYOUT = """\
         label.csv rows: file name, "(x, y, w, h)" face box, 10 vote counts
         (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF)
         (or rows of file name and 10 vote counts, as generate_training_data.py writes them)
-    <root>/fer2013new.csv   (Usage, Image name, the same 10 columns), used where a label.csv is absent
+    <root>/fer2013new.csv   (Usage, Image name, the same 10 columns), used when no split has a label.csv
   The PNGs are those the FERPlus project's generate_training_data.py writes."""
 
 
@@ -125,21 +127,20 @@ def read_label_csv(path: Path) -> tuple[list[str], np.ndarray | None, np.ndarray
     """
     names, boxes, votes = [], [], []
     width = None
-    with open(path, newline="", encoding="utf-8") as f:
-        for line_no, row in enumerate(csv.reader(f), start=1):
-            if not row:
-                continue
-            if width is None:
-                width = len(row)
-            if len(row) != width or width not in (1 + len(FERPLUS_COLUMNS), 2 + len(FERPLUS_COLUMNS)):
-                raise LabelError(
-                    path, line_no, f"expected 12 fields (name, face box, 10 votes) or 11 (name, 10 votes) on every "
-                    f"row, found {len(row)}: {row}"
-                )
-            names.append(row[0])
-            if width == 2 + len(FERPLUS_COLUMNS):
-                boxes.append(_parse_box(row[1], path, line_no))
-            votes.append(_parse_votes(row[width - len(FERPLUS_COLUMNS):], path, line_no))
+    for line_no, row in enumerate(csv.reader(io.StringIO(read_text(path), newline="")), start=1):
+        if not row:
+            continue
+        if width is None:
+            width = len(row)
+        if len(row) != width or width not in (1 + len(FERPLUS_COLUMNS), 2 + len(FERPLUS_COLUMNS)):
+            raise LabelError(
+                path, line_no, f"expected 12 fields (name, face box, 10 votes) or 11 (name, 10 votes) on every "
+                f"row, found {len(row)}: {row}"
+            )
+        names.append(safe_relative(row[0], path, line_no))
+        if width == 2 + len(FERPLUS_COLUMNS):
+            boxes.append(_parse_box(row[1], path, line_no))
+        votes.append(_parse_votes(row[width - len(FERPLUS_COLUMNS):], path, line_no))
     box_array = np.asarray(boxes).reshape(-1, 4) if boxes else None
     return names, box_array, np.asarray(votes).reshape(-1, len(FERPLUS_COLUMNS))
 
@@ -153,24 +154,24 @@ def read_fer2013new(path: Path, split: str) -> tuple[list[str], np.ndarray, int]
     """
     rows: dict[str, np.ndarray] = {}
     duplicates = 0
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None or header[:2] != ["Usage", "Image name"]:
-            raise LabelError(path, 1, f"expected the header 'Usage,Image name,{','.join(FERPLUS_COLUMNS)}', found {header}")
-        for line_no, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if row[0] not in USAGE:
-                raise LabelError(path, line_no, f"Usage {row[0]!r} is none of {', '.join(USAGE)}")
-            name = row[1].strip() if len(row) > 1 else ""
-            if USAGE[row[0]] != split or not name:
-                continue
-            votes = _parse_votes(row[2:], path, line_no)
-            if name in rows:
-                duplicates += 1
-                del rows[name]  # re-insert: keep the last row, at its own position
-            rows[name] = votes
+    reader = csv.reader(io.StringIO(read_text(path), newline=""))
+    header = next(reader, None)
+    if header is None or header[:2] != ["Usage", "Image name"]:
+        raise LabelError(path, 1, f"expected the header 'Usage,Image name,{','.join(FERPLUS_COLUMNS)}', found {header}")
+    for line_no, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        if row[0] not in USAGE:
+            raise LabelError(path, line_no, f"Usage {row[0]!r} is none of {', '.join(USAGE)}")
+        name = row[1].strip() if len(row) > 1 else ""
+        if USAGE[row[0]] != split or not name:
+            continue
+        safe_relative(name, path, line_no)
+        votes = _parse_votes(row[2:], path, line_no)
+        if name in rows:
+            duplicates += 1
+            del rows[name]  # re-insert: keep the last row, at its own position
+        rows[name] = votes
     return list(rows), np.asarray(list(rows.values())).reshape(-1, len(FERPLUS_COLUMNS)), duplicates
 
 
@@ -188,8 +189,15 @@ def load_ferplus(root, split: str, *, label_mode: str = "majority", transform=No
     if not folder.is_dir():
         raise LayoutError("ferplus", folder, LAYOUT)
     duplicates = 0
+    # One label source for all splits: the label.csv files and fer2013new.csv disagree on
+    # about 4% of the faces, so a split missing its label.csv never falls back silently.
+    with_csv = [f for f in SPLIT_FOLDERS.values() if (root / f / "label.csv").is_file()]
     if (folder / "label.csv").exists():
         names, boxes, votes = read_label_csv(folder / "label.csv")
+    elif with_csv:
+        raise LayoutError("ferplus", folder / "label.csv", LAYOUT,
+                          f"({', '.join(with_csv)} have their label.csv, so this split needs its own; the labels of "
+                          "fer2013new.csv differ from those files on about 4% of the faces)")
     elif (root / "fer2013new.csv").exists():
         names, votes, duplicates = read_fer2013new(root / "fer2013new.csv", split)
         boxes = None

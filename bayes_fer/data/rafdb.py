@@ -14,6 +14,7 @@ import numpy as np
 
 from bayes_fer.data.base import FileImageDataset, subset_indices
 from bayes_fer.data.errors import LabelError, LayoutError
+from bayes_fer.data.files import read_text, safe_relative
 from bayes_fer.data.folders import SPLIT_DIRS, load_class_folders
 from bayes_fer.data.labels import LABEL_SPACES, RAFDB_CODES
 
@@ -34,20 +35,19 @@ _FOLDER_SPLITS = {"train": SPLIT_DIRS["train"], "test": SPLIT_DIRS["test"] + SPL
 def parse_label_file(path: str | os.PathLike) -> list[tuple[str, int, int]]:
     """``(file name, code, line number)`` for every label line; raises :class:`LabelError` on bad lines."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-                raise LabelError(path, line_no, f"expected '<image name> <code 1-7>', found {line.strip()!r}")
-            code = int(parts[1])
-            if code not in RAFDB_CODES:
-                raise LabelError(
-                    path, line_no, f"label {code} of {parts[0]} is outside RAF-DB's table 1-7 "
-                    f"({', '.join(f'{k} {v}' for k, v in RAFDB_CODES.items())})"
-                )
-            rows.append((parts[0], code, line_no))
+    for line_no, line in enumerate(read_text(path).split("\n"), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            raise LabelError(path, line_no, f"expected '<image name> <code 1-7>', found {line.strip()!r}")
+        code = int(parts[1])
+        if code not in RAFDB_CODES:
+            raise LabelError(
+                path, line_no, f"label {code} of {parts[0]} is outside RAF-DB's table 1-7 "
+                f"({', '.join(f'{k} {v}' for k, v in RAFDB_CODES.items())})"
+            )
+        rows.append((safe_relative(parts[0], path, line_no), code, line_no))
     return rows
 
 

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 from bayes_fer.data.affectnet import LAYOUT as AFFECTNET_LAYOUT
 from bayes_fer.data.affectnet import load_affectnet
@@ -13,7 +14,7 @@ from bayes_fer.data.base import FERDataset
 from bayes_fer.data.errors import LayoutError
 from bayes_fer.data.ferplus import LAYOUT as FERPLUS_LAYOUT
 from bayes_fer.data.ferplus import load_ferplus
-from bayes_fer.data.folders import FOLDER_LAYOUT, load_fer2013, load_folder
+from bayes_fer.data.folders import FOLDER_LAYOUT, SPLIT_DIRS, find_split_dir, load_fer2013, load_folder
 from bayes_fer.data.labels import LABEL_SPACES
 from bayes_fer.data.rafdb import LAYOUT as RAFDB_LAYOUT
 from bayes_fer.data.rafdb import load_rafdb
@@ -32,21 +33,46 @@ class DatasetSpec:
     layout: str  # the expected on-disk layout, for error messages
     label_space: str | None  # key of LABEL_SPACES; None when the user's folders decide
     has_votes: bool = False  # whether label_mode="probability" is available
+    # Whether the data set ships a validation split: False for RAF-DB and AffectNet (training
+    # validates on test, as the paper does), None where the user's class folders decide.
+    ships_valid: bool | None = True
 
 
 DATASETS: dict[str, DatasetSpec] = {
     "synthetic": DatasetSpec(SyntheticFaces, ("train", "valid", "test"), "(none: drawn on the fly)", "synthetic", True),
-    "rafdb": DatasetSpec(load_rafdb, ("train", "test"), RAFDB_LAYOUT, "rafdb"),
-    "affectnet7": DatasetSpec(partial(load_affectnet, num_classes=7), ("train", "test"), AFFECTNET_LAYOUT, "affectnet7"),
-    "affectnet8": DatasetSpec(partial(load_affectnet, num_classes=8), ("train", "test"), AFFECTNET_LAYOUT, "affectnet8"),
+    "rafdb": DatasetSpec(load_rafdb, ("train", "test"), RAFDB_LAYOUT, "rafdb", ships_valid=False),
+    "affectnet7": DatasetSpec(partial(load_affectnet, num_classes=7), ("train", "test"), AFFECTNET_LAYOUT, "affectnet7",
+                              ships_valid=False),
+    "affectnet8": DatasetSpec(partial(load_affectnet, num_classes=8), ("train", "test"), AFFECTNET_LAYOUT, "affectnet8",
+                              ships_valid=False),
     "ferplus": DatasetSpec(load_ferplus, ("train", "valid", "test"), FERPLUS_LAYOUT, "ferplus", True),
-    "fer2013": DatasetSpec(load_fer2013, ("train", "valid", "test"), FOLDER_LAYOUT, "fer2013"),
-    "folder": DatasetSpec(load_folder, ("train", "valid", "test"), FOLDER_LAYOUT, None),
+    # Kaggle's FER2013 folders hold train/ and test/ only; a valid/ folder is used when present.
+    "fer2013": DatasetSpec(load_fer2013, ("train", "valid", "test"), FOLDER_LAYOUT, "fer2013", ships_valid=None),
+    "folder": DatasetSpec(load_folder, ("train", "valid", "test"), FOLDER_LAYOUT, None, ships_valid=None),
 }
 
 
 def list_datasets() -> list[str]:
     return list(DATASETS)
+
+
+def validation_split(name: str, root: str | os.PathLike | None = None) -> str:
+    """The split that model selection uses: ``"valid"``, or ``"test"`` for data sets shipping none.
+
+    RAF-DB and AffectNet ship no validation split, so (as in the paper) training validates on
+    test. For class folders (``fer2013``, ``folder``) a ``valid/`` (or ``val/``, ...) folder
+    under ``root`` decides. A declared split is never swapped for another because it failed
+    to load: its errors reach the caller.
+
+    Raises:
+        ValueError: unknown dataset name.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; available datasets: {', '.join(DATASETS)}")
+    ships = DATASETS[name].ships_valid
+    if ships is None:
+        ships = root is not None and find_split_dir(Path(root), SPLIT_DIRS["valid"]) is not None
+    return "valid" if ships else "test"
 
 
 def _options_of(loader: Callable) -> set[str]:

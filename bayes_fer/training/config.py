@@ -49,6 +49,7 @@ class TrainConfig:
     out: str = "runs/default"  # output folder
     seed: int = 0  # seeds data order, augmentation, initialisation and ELBO noise
     max_minutes: float = 0.0  # stop (after a checkpoint) once this much time is spent; 0 = no limit
+    max_steps: int = 0  # stop (after a checkpoint) once this many steps are done in all; 0 = no limit
     workers: int = 1  # DataLoader worker processes (one keeps decoding off the training threads)
     balanced_per_class: int = 0  # >0: each epoch draws this many faces per class afresh (AffectNet)
     train_size: int | None = None  # synthetic: training examples; others: cap for quick runs

@@ -95,3 +95,14 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_last_checkpoint(tmp_pa
     with pytest.raises(TrainingDiverged, match=r"epoch 3, step 4"):
         trainer.fit()
     assert (tmp_path / "last.pt").read_bytes() == before
+
+
+def test_rerunning_the_same_command_leaves_the_first_run_byte_identical(tmp_path):
+    small = ["--train-size", "16", "--valid-size", "8", "--batch-size", "8"]
+    run_train(tmp_path, *small)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    proc = run_train(tmp_path, *small, check=False)
+    assert proc.returncode == 2
+    assert "already holds a run" in proc.stderr and all(f in proc.stderr for f in ("--resume", "--out", "--overwrite"))
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    assert "Traceback" not in proc.stderr
