@@ -10,6 +10,7 @@ the mean KL(true mixture || predicted distribution). Prints a table and writes J
 Example:
     .venv/bin/python benchmarks/bench_data.py --workers 2 --out runs/bench_data.json
     .venv/bin/python benchmarks/bench_data.py --datasets --generate 0 --learn-images 16000
+    .venv/bin/python benchmarks/bench_data.py --datasets ferplus --generate 0 --cached   # PNG against decoded once
 """
 from __future__ import annotations
 
@@ -56,6 +57,32 @@ def time_loader(ds, *, workers: int, batch_size: int, batches: int, warmup: int,
     for _ in range(batches):
         n += len(next(it)["label"])
     return n, time.perf_counter() - start
+
+
+def time_cached(ds, *, threads: int, batch_size: int, batches: int, warmup: int, seed: int, cache_dir: Path,
+                image_size: int) -> tuple[int, float]:
+    """Images and seconds of the decoded-once pipeline: batches gathered from the memory-mapped
+    cache and augmented batched on the CPU with ``threads`` threads, in this process."""
+    from torch.utils.data import BatchSampler, RandomSampler
+
+    from bayes_fer.data.batch_augment import BatchAugment
+    from bayes_fer.data.cache import open_cache
+    from bayes_fer.training.data import CachedLoader
+
+    cache = open_cache(ds, cache_dir, image_size, workers=threads)
+    torch.set_num_threads(threads)
+    sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(seed))
+    loader = CachedLoader(cache, BatchSampler(sampler, batch_size, True), torch.device("cpu"), BatchAugment(image_size))
+    it = iter(loader)
+    for _ in range(warmup):
+        next(it)
+    start = time.perf_counter()
+    n = 0
+    for _ in range(batches):
+        n += len(next(it)["label"])
+    seconds = time.perf_counter() - start
+    torch.set_num_threads(1)
+    return n, seconds
 
 
 def time_generation(count: int, image_size: int, seed: int) -> tuple[int, float]:
@@ -129,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "KL to the true mixtures (default: 0, skip)")
     parser.add_argument("--learn-lr", type=float, default=1e-3, help="AdamW learning rate of --learn-images")
     parser.add_argument("--learn-test", type=int, default=1000, help="held-out synthetic test faces (default: 1000)")
+    parser.add_argument("--cached", action="store_true",
+                        help="also time the decoded-once pipeline (memory-mapped cache, batched augmentation on "
+                             "max(--workers) CPU threads in one process)")
+    parser.add_argument("--cache-dir", type=Path, default=REPO / "runs" / "data-cache",
+                        help="folder of the decoded-once data sets (default: runs/data-cache)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON to this file")
     return parser
 
@@ -158,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
             n, s = time_loader(ds, workers=workers, batch_size=args.batch_size, batches=args.batches,
                                warmup=args.warmup, seed=args.seed)
             results.append(BenchResult(f"{name} (train: load + augment)", workers, n, s, n / s))
+        if args.cached:
+            threads = max(args.workers)
+            n, s = time_cached(ds, threads=threads, batch_size=args.batch_size, batches=args.batches,
+                               warmup=args.warmup, seed=args.seed, cache_dir=args.cache_dir, image_size=args.image_size)
+            results.append(BenchResult(f"{name} (cached, {threads} threads)", 0, n, s, n / s))
     print(f"{'dataset':<40} {'workers':>7} {'images':>7} {'seconds':>8} {'images/s':>9}")
     for r in results:
         print(f"{r.dataset:<40} {r.workers:>7} {r.images:>7} {r.seconds:>8.2f} {r.images_per_s:>9.0f}")

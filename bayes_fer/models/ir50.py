@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bayes_fer.models.layers import conv_bn
+
 
 class IRUnit(nn.Module):
     """Pre-activation residual unit: BN, conv3x3, PReLU, conv3x3 (strided), BN, plus shortcut."""
@@ -28,7 +30,10 @@ class IRUnit(nn.Module):
             self.shortcut = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        res = self.bn2(self.conv2(self.prelu(self.conv1(self.bn1(x)))))
+        # bn1 precedes a zero-padded conv, so it does not fold exactly; bn2 and the shortcut's BN do.
+        res = conv_bn(self.prelu(self.conv1(self.bn1(x))), self.conv2, self.bn2)
+        if isinstance(self.shortcut, nn.Sequential):
+            return res + conv_bn(x, self.shortcut[0], self.shortcut[1])
         return res + self.shortcut(x)
 
 
@@ -59,7 +64,7 @@ class IR50(nn.Module):
         self.widths = tuple(widths)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)
+        x = self.stem[2](conv_bn(x, self.stem[0], self.stem[1]))
         features = []
         for stage in self.stages:
             x = stage(x)

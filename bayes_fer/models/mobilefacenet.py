@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bayes_fer.models.layers import conv_bn
+
 
 class ConvBN(nn.Module):
     """Conv (no bias) + BatchNorm, with an optional per-channel PReLU."""
@@ -21,7 +23,7 @@ class ConvBN(nn.Module):
         self.prelu = nn.PReLU(out_ch) if act else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.prelu(self.bn(self.conv(x)))
+        return self.prelu(conv_bn(x, self.conv, self.bn))
 
 
 class InvertedBottleneck(nn.Module):

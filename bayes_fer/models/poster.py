@@ -87,7 +87,9 @@ class CrossAttention(nn.Module):
         k, v = self.kv(x).view(B, N, 2, h, C // h).permute(2, 0, 3, 1, 4).unbind(0)  # (B, h, N, d) each
         # Landmark features are used as queries as they are: no query projection.
         q = queries.view(B, N, h, C // h).transpose(1, 2)  # (B, h, N, d)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.position_bias().to(q.dtype))
+        # A 4-D mask: with a 3-D one the CPU falls back from its fused kernel to the unfused math path.
+        bias = self.position_bias().to(q.dtype).unsqueeze(0)  # (1, h, N, N)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         return self.proj(out.transpose(1, 2).reshape(B, N, C))
 
 
@@ -193,6 +195,9 @@ class PosterNet(LocalPyroModule):
         if config.freeze_landmarks:
             self.landmarks.requires_grad_(False)
             self.landmarks.eval()
+        # Channels-last convolutions: oneDNN and cuDNN run them without reordering each
+        # layer's input, and the maps turn into tokens (B, H*W, C) without a copy.
+        self.to(memory_format=torch.channels_last)
 
     @property
     def num_classes(self) -> int:
@@ -222,7 +227,8 @@ class PosterNet(LocalPyroModule):
             )
         step = H // NATIVE_SIZE
         # Nearest-neighbour downsampling by an integer factor keeps every step-th pixel.
-        return images[:, :, ::step, ::step] if step > 1 else images
+        x = images[:, :, ::step, ::step] if step > 1 else images
+        return x.contiguous(memory_format=torch.channels_last)
 
     def forward_features(self, images: torch.Tensor, taps: dict | None = None) -> torch.Tensor:
         """Run the network up to the squeeze-excited cls feature (B, embed_dim).
