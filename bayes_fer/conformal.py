@@ -20,9 +20,13 @@ example is ``{y : s(x, y) <= qhat}``, which covers the true label with probabili
 randomized scores). Mondrian (class-conditional) calibration fits one ``qhat_y`` per class on
 the examples of that class, so each class is covered at ``1 - alpha`` however rare it is.
 
-Empty sets: a set that would be empty gets the most probable class (the rule of RAPS's
-reference implementation); this can only raise coverage. ``allow_empty=True`` keeps the
-empty sets, which some users read as "no expression I am sure of".
+Empty sets: by default the most probable class always conforms: its score is set to 0
+before calibration and prediction alike, so no set is empty and, the rule being part of the
+score, the coverage guarantee still holds exactly (filling empty sets afterwards, as RAPS's
+reference code does, would over-cover). When the model's top-1 accuracy exceeds ``1 - alpha``
+no non-empty set can cover less than that accuracy, so coverage is then the accuracy.
+``allow_empty=True`` keeps the scores as the papers define them and empty sets where they
+arise, which some users read as "no expression I am sure of".
 """
 from __future__ import annotations
 
@@ -154,6 +158,7 @@ def prediction_sets(scores, qhat, probs=None, allow_empty: bool = False) -> np.n
     """
     scores = np.asarray(scores, dtype=np.float64)
     qhat = np.asarray(qhat, dtype=np.float64)
+    # A safety net only for scores not pinned by top_class_conforms: a set never ends up empty.
     sets = scores <= (qhat[None, :] if qhat.ndim == 1 else qhat)
     if not allow_empty:
         if probs is None:
@@ -162,6 +167,16 @@ def prediction_sets(scores, qhat, probs=None, allow_empty: bool = False) -> np.n
         empty = ~sets.any(axis=1)
         sets[empty, np.argmax(np.asarray(probs)[empty], axis=1)] = True
     return sets
+
+
+def top_class_conforms(scores, probs) -> np.ndarray:
+    """``scores`` (N, K) with the most probable class's score set to 0, the least possible value.
+
+    Thresholds are never below 0, so every set then holds the most probable class.
+    """
+    scores = np.array(scores, dtype=np.float64)
+    scores[np.arange(scores.shape[0]), np.argmax(np.asarray(probs), axis=1)] = 0.0
+    return scores
 
 
 @dataclass
@@ -178,7 +193,8 @@ class ConformalCalibrator:
         randomized: Randomized APS / RAPS (exact coverage) rather than ``u = 1`` (conservative).
         lam: RAPS penalty per rank beyond ``k_reg``.
         k_reg: RAPS ranks without penalty.
-        allow_empty: Keep empty sets rather than adding the most probable class.
+        allow_empty: Use the papers' scores unchanged and keep empty sets, rather than letting
+            the most probable class always conform (see the module docstring).
         seed: Seeds the uniforms of randomized scores at prediction time.
         qhat: Fitted thresholds, one per class (all equal unless Mondrian); ``None`` before fitting.
         num_calibration: Calibration examples per class.
@@ -194,6 +210,10 @@ class ConformalCalibrator:
     seed: int = 0
     qhat: list[float] | None = None
     num_calibration: list[int] | None = None
+
+    def _scores(self, probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        scores = conformity_scores(probs, self.score, self.randomized, self.lam, self.k_reg, rng=rng)
+        return scores if self.allow_empty else top_class_conforms(scores, probs)
 
     def fit(
         self,
@@ -226,7 +246,7 @@ class ConformalCalibrator:
         probs = _check_probs(probs)
         labels = _check_labels(labels, *probs.shape)
         rng = rng or np.random.default_rng(self.seed)
-        scores = conformity_scores(probs, self.score, self.randomized, self.lam, self.k_reg, rng=rng)
+        scores = self._scores(probs, rng)
         true_scores = scores[np.arange(labels.shape[0]), labels]  # (n,)
         k = probs.shape[1]
         counts = np.bincount(labels, minlength=k)
@@ -265,7 +285,7 @@ class ConformalCalibrator:
             raise ValueError(f"probs: expected K = {self.num_classes} classes as at calibration, "
                              f"found {probs.shape[1]}")
         rng = rng or np.random.default_rng(self.seed + 1)
-        scores = conformity_scores(probs, self.score, self.randomized, self.lam, self.k_reg, rng=rng)
+        scores = self._scores(probs, rng)
         return prediction_sets(scores, self.qhat, probs, self.allow_empty)
 
     # -- persistence --------------------------------------------------------------------------

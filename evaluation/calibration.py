@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from evaluation import plots
+from evaluation import plots, shift
 from evaluation.calibration_error import DEFAULT_NUM_BINS
 from evaluation.predictions import Predictions, load_predictions, save_predictions
 from evaluation.report import markdown_report, summary_table
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="figure file formats, the first linked from report.md (default: %(default)s)")
     parser.add_argument("--title", default="Evaluation report", help="heading of report.md (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    shift.add_arguments(parser)
     return parser
 
 
@@ -83,6 +84,7 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     bad = [c for c in args.coverages if not 0.0 < c <= 1.0]
     if bad:
         parser.error(f"--coverages must lie in (0, 1], found {bad}")
+    shift.check_arguments(parser, args)
 
 
 def _gather(args: argparse.Namespace) -> tuple[Predictions, Predictions | None]:
@@ -113,6 +115,7 @@ def evaluate(
     formats: Sequence[str] = ("png", "pdf"),
     title: str = "Evaluation report",
     reference: str = "votes",
+    shift_inputs: shift.ShiftInputs | None = None,
 ) -> Metrics:
     """Score ``predictions``, write metrics.json, report.md and the figures into ``out``.
 
@@ -125,6 +128,7 @@ def evaluate(
         formats: Figure formats.
         title: The report's heading.
         reference: What ``predictions.votes`` holds: ``"votes"`` or the synthetic ``"mixture"``.
+        shift_inputs: Conformal levels, OOD and corruption predictions (:mod:`evaluation.shift`).
 
     Returns:
         The metrics written to ``metrics.json``.
@@ -136,6 +140,10 @@ def evaluate(
     if validation is not None:
         scaled, calibrated = temperature_scaled(validation, predictions, num_bins, coverages)
         metrics.update(scaled)
+    extra = None if shift_inputs is None or shift_inputs.empty else shift.evaluate_shift(predictions, validation,
+                                                                                         shift_inputs)
+    if extra is not None:
+        metrics.update(extra.metrics)
     write_metrics_json(out / "metrics.json", metrics)
 
     probs, labels, names = predictions.probs, predictions.labels, predictions.class_names
@@ -168,7 +176,10 @@ def evaluate(
         notes.append("No annotator votes: distribution-level metrics are not available.")
     elif reference == "mixture":
         notes.append("The 'votes' metrics compare with the true emotion mixtures of the synthetic faces.")
-    (out / "report.md").write_text(markdown_report(metrics, names, figures, notes, title))
+    for fig, stem, caption in extra.figures if extra is not None else ():
+        save(fig, stem, caption)
+    report = markdown_report(metrics, names, figures, notes, title) + (extra.markdown if extra is not None else "")
+    (out / "report.md").write_text(report)
     return metrics
 
 
@@ -178,11 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _check_args(parser, args)
     try:
         predictions, validation = _gather(args)
+        shift_inputs = shift.gather(args)
     except (FileNotFoundError, ValueError, TypeError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
     metrics = evaluate(predictions, args.out, validation, args.num_bins, args.coverages, args.formats, args.title,
-                       reference=args.reference if args.checkpoint is not None else "votes")
+                       reference=args.reference if args.checkpoint is not None else "votes", shift_inputs=shift_inputs)
     print(summary_table(metrics))
     print(f"\nwrote {args.out / 'metrics.json'}, {args.out / 'report.md'} and figures to {args.out}")
     return 0

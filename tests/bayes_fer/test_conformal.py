@@ -10,6 +10,7 @@ from scipy.stats import betabinom
 from bayes_fer.conformal import (
     ConformalCalibrator,
     conformal_quantile,
+    top_class_conforms,
     conformity_scores,
     coverage,
     prediction_sets,
@@ -83,6 +84,28 @@ def test_sets_never_empty_unless_asked():
     assert set_sizes(calibrator.predict_sets(probs[250:])).min() >= 1
 
 
+def test_top_class_always_conforms():
+    pinned = top_class_conforms(conformity_scores(PROBS, "aps", randomized=False), PROBS)
+    np.testing.assert_allclose(pinned, [[0.0, 0.8, 1.0], [1.0, 0.0, 0.9]])
+    # Even a threshold of 0 keeps the most probable class, so no set is empty.
+    calibrator = ConformalCalibrator(randomized=False).fit(PROBS, [0, 1], alpha=0.6)
+    assert calibrator.qhat == [0.0] * 3
+    np.testing.assert_array_equal(calibrator.predict_sets(PROBS), [[True, False, False], [False, True, False]])
+
+
+def test_never_empty_sets_cover_at_least_the_accuracy():
+    # A model right 95% of the time: at alpha = 0.2 the sets hold the top class alone.
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 4, 2000)
+    probs = np.full((2000, 4), 0.05)
+    top = np.where(rng.uniform(size=2000) < 0.95, labels, (labels + 1) % 4)
+    probs[np.arange(2000), top] = 0.85
+    calibrator = ConformalCalibrator().fit(probs[:1000], labels[:1000], alpha=0.2)
+    sets = calibrator.predict_sets(probs[1000:])
+    assert set_sizes(sets).max() == 1
+    assert coverage(sets, labels[1000:]) == pytest.approx(np.mean(top[1000:] == labels[1000:]))
+
+
 def _exchangeable(rng, n: int, k: int, prior=None):
     """Class probabilities and labels drawn from them: calibration and test pairs are i.i.d."""
     labels = rng.choice(k, size=n, p=prior) if prior is not None else None
@@ -96,9 +119,11 @@ def _exchangeable(rng, n: int, k: int, prior=None):
     return probs, labels
 
 
+@pytest.mark.parametrize("allow_empty", [True, False])
 @pytest.mark.parametrize("score", ["lac", "aps", "raps"])
 @pytest.mark.parametrize("alpha", [0.05, 0.1, 0.2])
-def test_coverage_within_binomial_tolerance(score, alpha):
+def test_coverage_within_binomial_tolerance(score, alpha, allow_empty):
+    # Top-1 accuracy here is about 0.46, below every 1 - alpha, so even never-empty sets cover exactly.
     rng = np.random.default_rng(1)
     n_cal, n_test, repeats = 300, 300, 200
     rank = math.ceil((n_cal + 1) * (1 - alpha))
@@ -108,7 +133,7 @@ def test_coverage_within_binomial_tolerance(score, alpha):
     covered = []
     for _ in range(repeats):
         probs, labels = _exchangeable(rng, n_cal + n_test, 5)
-        calibrator = ConformalCalibrator(score=score, allow_empty=True, seed=int(rng.integers(1 << 30)))
+        calibrator = ConformalCalibrator(score=score, allow_empty=allow_empty, seed=int(rng.integers(1 << 30)))
         calibrator.fit(probs[:n_cal], labels[:n_cal], alpha=alpha)
         covered.append(coverage(calibrator.predict_sets(probs[n_cal:]), labels[n_cal:]) * n_test)
     covered = np.array(covered)
