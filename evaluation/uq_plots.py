@@ -30,11 +30,14 @@ def conformal_coverage_plot(results: Sequence[ConformalResult], class_names: Seq
     """Coverage (top) and mean set size (bottom) per true class, one bar group per (alpha, score).
 
     Dashed lines mark each target ``1 - alpha``; the legend gives the overall coverage.
+
+    Returns:
+        ``(fig, (ax_coverage, ax_set_size))``.
     """
     if not results:
         raise ValueError("results: expected at least one (alpha, score) result, found none")
     k = len(class_names)
-    fig = _figure(max(6.0, 0.9 * k + 2), 6.5)
+    fig = _figure(max(6.0, 0.9 * k + 2) + 3.0, 6.5)
     ax_cov, ax_size = fig.subplots(2, 1, sharex=True)
     width = 0.8 / len(results)
     x = np.arange(k)
@@ -43,12 +46,15 @@ def conformal_coverage_plot(results: Sequence[ConformalResult], class_names: Seq
         color = f"C{i % 10}"
         ax_cov.bar(x + offset, result.class_coverage, width, color=color,
                    label=f"{result.score} α={result.alpha:g} (overall {result.coverage:.3f})")
-        ax_cov.axhline(1 - result.alpha, color=color, linestyle="--", linewidth=0.8)
         ax_size.bar(x + offset, result.class_set_size, width, color=color)
+    for alpha in sorted({r.alpha for r in results}):
+        ax_cov.axhline(1 - alpha, color="0.3", linestyle="--", linewidth=0.8)
+        ax_cov.annotate(f"1 - {alpha:g}", (1.0, 1 - alpha), xycoords=("axes fraction", "data"), fontsize="small",
+                        xytext=(2, 0), textcoords="offset points", va="center")
     low = min(float(np.nanmin(r.class_coverage)) for r in results)
     ax_cov.set(ylabel="Coverage", ylim=(max(0.0, min(low, min(1 - r.alpha for r in results)) - 0.05), 1.0),
                title=title or "Conformal sets per true class")
-    ax_cov.legend(loc="lower left", fontsize="small")
+    ax_cov.legend(loc="upper left", bbox_to_anchor=(1.08, 1.0), fontsize="small")
     ax_cov.grid(axis="y", alpha=0.3)
     ax_size.set(ylabel="Mean set size")
     ax_size.set_xticks(x, labels=list(class_names), rotation=45, ha="right")
