@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation import plots
+from evaluation import plots, shift
 from evaluation.calibration_error import DEFAULT_NUM_BINS
 from evaluation.cross_dataset import EvaluationScope, restrict, restriction_scope
 from evaluation.ppc import vote_ppc
@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="figure file formats, the first linked from report.md (default: %(default)s)")
     parser.add_argument("--title", default="Evaluation report", help="heading of report.md (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    shift.add_arguments(parser)
     return parser
 
 
@@ -143,6 +144,7 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     bad = [c for c in args.coverages if not 0.0 < c <= 1.0]
     if bad:
         parser.error(f"--coverages must lie in (0, 1], found {bad}")
+    shift.check_arguments(parser, args)
 
 
 def _check_same_classes(validation: Predictions | None, num_classes: int, what: str, path: Path | None) -> None:
@@ -204,6 +206,7 @@ def evaluate(
     reference: str = "votes",
     concentration: float | None = None,
     scope: EvaluationScope | None = None,
+    shift_inputs: shift.ShiftInputs | None = None,
 ) -> Metrics:
     """Score ``predictions``, write metrics.json, report.md and the figures into ``out``.
 
@@ -220,6 +223,7 @@ def evaluate(
         scope: What was left out and how the data set's classes match the model's; when the
             data set lacks some of the model's classes, ``shared/<metric>`` entries score the
             shared classes with the probabilities restricted to them and renormalised.
+        shift_inputs: Conformal levels, OOD and corruption predictions (:mod:`evaluation.shift`).
 
     Returns:
         The metrics written to ``metrics.json`` (besides the scope's own entries).
@@ -240,6 +244,10 @@ def evaluate(
         if outside:
             scope_notes.append(f"{outside} example(s) labelled with classes outside {list(scope.shared)} are left "
                                "out of the shared-class metrics.")
+    extra = None if shift_inputs is None or shift_inputs.empty else shift.evaluate_shift(predictions, validation,
+                                                                                         shift_inputs)
+    if extra is not None:
+        metrics.update(extra.metrics)
     write_metrics_json(out / "metrics.json", {**metrics, **scope.to_json()})
 
     probs, labels, names = predictions.probs, predictions.labels, predictions.class_names
@@ -280,8 +288,11 @@ def evaluate(
         notes.append(f"Vote check: {'Dirichlet-multinomial' if concentration else 'multinomial'} votes simulated from "
                      f"the predicted probabilities; mean vote entropy {ppc['observed/vote_entropy']:.3f} real against "
                      f"{ppc['replicated/vote_entropy']:.3f} simulated (p = {ppc['p_value/vote_entropy']:.2f}).")
+    for fig, stem, caption in extra.figures if extra is not None else ():
+        save(fig, stem, caption)
     shared_names = scope.shared if scope.restricted else ()
-    (out / "report.md").write_text(markdown_report(metrics, names, figures, notes, title, scope_notes, shared_names))
+    report = markdown_report(metrics, names, figures, notes, title, scope_notes, shared_names)
+    (out / "report.md").write_text(report + (extra.markdown if extra is not None else ""))
     return metrics
 
 
@@ -291,9 +302,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _check_args(parser, args)
     try:
         predictions, validation, scope = _gather(args)
+        shift_inputs = shift.gather(args)
         metrics = evaluate(predictions, args.out, validation, args.num_bins, args.coverages, args.formats, args.title,
                            reference=args.reference if args.checkpoint is not None else "votes", scope=scope,
-                           concentration=getattr(args, "concentration", None))
+                           concentration=getattr(args, "concentration", None), shift_inputs=shift_inputs)
     except (FileNotFoundError, ValueError, TypeError, RuntimeError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
