@@ -169,9 +169,13 @@ class Predictor:
             config = config_from_dict(raw["config"])
             net = build_network(config, len(raw["class_names"]), load_weights=False)
             net.load_state_dict(raw["model"])
-            _, guide = build_vich(config, net)
+            model, guide = build_vich(config, net)
             guide.load_state_dict(raw["guide"])
-            return cls(net, guide, raw["class_names"], raw["data"]["image_size"], device, raw["data"])
+            predictor = cls(net, guide, raw["class_names"], raw["data"]["image_size"], device, raw["data"])
+            if "vich" in raw:  # the class base rates predictions are made under
+                model.load_state_dict(raw["vich"])
+                predictor.model = model.to(predictor.device)
+            return predictor
         sd = unwrap_state_dict(raw)
         if not is_reference_format(sd):
             raise ValueError(f"{path} is neither a bayes-fer checkpoint nor a POSTER++/POSTER-Var one")
@@ -180,6 +184,13 @@ class Predictor:
         net = create_model("poster_var" if variational else "poster_pp", len(names), checkpoint=sd)
         guide = NormalGuide(len(names)) if variational else DeltaGuide(len(names))
         return cls(net, guide, names, 112, device, {"dataset": dataset, "label_mode": "majority", "image_size": 112})
+
+    @classmethod
+    def pretrained(cls, name: str = "ferplus", device: str = "auto") -> "Predictor":
+        """The model shipped inside the package (see :mod:`bayes_fer.pretrained`); nothing is downloaded."""
+        from bayes_fer.pretrained import load_pretrained
+
+        return load_pretrained(name, device)
 
     # -- inference ---------------------------------------------------------------------------
     @torch.no_grad()
