@@ -15,6 +15,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 EXAMPLES = """examples:
+  python -m bayes_fer.predict face.png                       # the packaged FER+ model
+  python -m bayes_fer.predict clip.mp4 --smooth --csv clip.csv --plot clip.png
   python -m bayes_fer.predict face.png --checkpoint runs/synthetic-poster_var_tiny/best.pt
   python -m bayes_fer.predict photos/ --checkpoint best.pt --detect-faces --annotate annotated/ --csv out.csv
   python -m bayes_fer.predict face.jpg --checkpoint poster_var_rafdb.pth --dataset rafdb   # reference checkpoint
@@ -25,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bayes_fer.predict", description=__doc__, epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", help="image files and/or folders (searched recursively)")
-    p.add_argument("--checkpoint", required=True, help="svi_train.py checkpoint, or a POSTER-Var/POSTER++ one")
+    p.add_argument("--checkpoint", help="svi_train.py checkpoint, or a POSTER-Var/POSTER++ one "
+                   "(default: the FER+ model shipped inside the package)")
     p.add_argument("--dataset", help="label space of a reference checkpoint (e.g. rafdb); ours carry their own")
     p.add_argument("--num-samples", type=int, default=100, help="Monte-Carlo draws of the intensities per face")
     p.add_argument("--batch-size", type=int, default=64, help="faces per network call")
@@ -35,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", help="write one row per face to this CSV file")
     p.add_argument("--annotate", help="folder for copies of the images with boxes and intensity bars")
     p.add_argument("--top", type=int, default=3, help="classes printed per face")
+    from bayes_fer.video import add_arguments
+
+    add_arguments(p)
     return p
 
 
@@ -43,15 +49,21 @@ def main(argv: list[str] | None = None) -> int:
     from bayes_fer.predictive import Predictor, iter_predictions, open_image
 
     try:
-        predictor = Predictor.from_checkpoint(args.checkpoint, args.device, dataset=args.dataset)
-    except (FileNotFoundError, ValueError) as e:
+        if args.checkpoint is None:
+            predictor = Predictor.pretrained(device=args.device)
+        else:
+            predictor = Predictor.from_checkpoint(args.checkpoint, args.device, dataset=args.dataset)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     missing = [p for p in args.paths if not Path(p).exists()]
     for p in missing:
         print(f"error: {p}: no such file or folder", file=sys.stderr)
-    records, by_image = [], {}
-    stream = iter_predictions(predictor, [p for p in args.paths if Path(p).exists()], args.num_samples,
+    from bayes_fer.video import is_video, run as run_videos
+
+    videos = [p for p in args.paths if is_video(p) and Path(p).is_file()]
+    records, by_image = run_videos(args, predictor, videos)[0] if videos else [], {}
+    stream = iter_predictions(predictor, [p for p in args.paths if Path(p).exists() and p not in videos], args.num_samples,
                               args.batch_size, args.detect_faces)
     for src, result in tqdm(stream, desc="faces", unit="face", disable=None):
         if result is None:

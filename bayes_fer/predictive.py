@@ -328,7 +328,8 @@ def iter_predictions(predictor: Predictor, paths: Iterable[str | os.PathLike], n
                      batch_size: int = 64, detect_faces: bool = False) -> Iterator[tuple[dict, PredictionResult | None]]:
     """Stream (source, one-row result) pairs over files and folders; unreadable files and
     photos without a face give a source with an ``error`` entry instead of stopping the run."""
-    from bayes_fer.faces import detect_faces as find_faces
+    from bayes_fer.faces import aligned_crop, find_faces
+    from bayes_fer.video import training_colour
 
     def sources() -> Iterator[Path]:
         for p in paths:
@@ -352,13 +353,14 @@ def iter_predictions(predictor: Predictor, paths: Iterable[str | os.PathLike], n
             continue
         crops = [(img, None)]
         if detect_faces:
-            boxes = find_faces(img)
-            if not boxes:
+            faces = find_faces(img)
+            if not faces:
                 yield {"path": str(path), "error": "no face found"}, None
                 continue
-            crops = [(img.crop(b), b) for b in boxes]
-        for crop, box in crops:
-            src = {"path": str(path)} if box is None else {"path": str(path), "box": list(box)}
+            # Upright, FER-framed crops in the training data's colours.
+            crops = [(training_colour(aligned_crop(img, f), predictor.data_config.get("dataset")), f) for f in faces]
+        for crop, face in crops:
+            src = {"path": str(path)} if face is None else {"path": str(path), **face.to_dict()}
             pending.append((predictor.preprocess(crop), src))
             if len(pending) >= batch_size:
                 yield from flush()
