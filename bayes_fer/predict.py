@@ -29,13 +29,15 @@ from bayes_fer.predict_outputs import (
 )
 
 EXAMPLES = """examples:
+  python -m bayes_fer.predict face.png                       # the packaged FER+ model
+  python -m bayes_fer.predict clip.mp4 --smooth --csv clip.csv --plot clip.png
   python -m bayes_fer.predict face.png --checkpoint runs/synthetic-poster_var_tiny/best.pt
   python -m bayes_fer.predict photos/ --checkpoint best.pt --detect-faces --annotate annotated/ --csv out.csv
   python -m bayes_fer.predict face.jpg --checkpoint poster_var_rafdb.pth --dataset rafdb   # reference checkpoint
 """
 
 #: CSV columns before the per-class ones.
-FIELDS = ("path", "box", "error", "prediction", "readout", "entropy", "mutual_information", "spread")
+FIELDS = ("path", "box", "score", "angle", "error", "prediction", "readout", "entropy", "mutual_information", "spread")
 
 
 def _positive_int(text: str) -> int:
@@ -61,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bayes_fer.predict", description=__doc__, epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", help="image files and/or folders (searched recursively)")
-    p.add_argument("--checkpoint", required=True, help="svi_train.py checkpoint, or a POSTER-Var/POSTER++ one")
+    p.add_argument("--checkpoint", help="svi_train.py checkpoint, or a POSTER-Var/POSTER++ one "
+                   "(default: the FER+ model shipped inside the package)")
     p.add_argument("--dataset", help="label space of a reference checkpoint (e.g. rafdb); ours carry their own")
     p.add_argument("--num-samples", type=_positive_int, default=100,
                    help="Monte-Carlo draws of the intensities per face (any number: draws are taken in chunks of "
@@ -74,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotate", help="folder for copies of the images with boxes and intensity bars "
                                       "(named by their path relative to the folder given)")
     p.add_argument("--top", type=_positive_int, default=3, help="classes printed per face")
+    from bayes_fer.video import add_arguments
+
+    add_arguments(p)
     return p
 
 
@@ -108,18 +114,28 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         _check_outputs(args)
-        predictor = load_predictor(args.checkpoint, args.device, dataset=args.dataset)
-    except (FileNotFoundError, ValueError) as e:
+        if args.checkpoint is None:
+            from bayes_fer.predictive import Predictor
+
+            predictor = Predictor.pretrained(device=args.device)
+        else:
+            predictor = load_predictor(args.checkpoint, args.device, dataset=args.dataset)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     missing = [p for p in args.paths if not Path(p).exists()]
     for p in missing:
         print(f"error: {p}: no such file or folder", file=sys.stderr)
+    from bayes_fer.video import is_video, run as run_videos
+
+    videos = [p for p in args.paths if p not in missing and is_video(p) and Path(p).is_file()]
+    video_rows = run_videos(args, predictor, videos)[0] if videos else []
     streams = []
     try:
         if args.csv:
-            fields = list(FIELDS) + [f"{kind}/{name}" for kind in ("prob", "loc", "scale")
-                                     for name in predictor.class_names]
+            fields = list(dict.fromkeys([*FIELDS, *(k for r in video_rows for k in r)]))
+            fields += [f"{kind}/{name}" for kind in ("prob", "loc", "scale") for name in predictor.class_names
+                       if f"{kind}/{name}" not in fields]
             streams.append(CsvStream(open_for_writing(Path(args.csv), "--csv"), fields))
         if args.json:
             streams.append(JsonStream(open_for_writing(Path(args.json), "--json"), predictor.class_names))
@@ -133,8 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     names = AnnotationNames(Path(args.annotate)) if args.annotate else None
     counts = {"faces": 0, "errors": 0}
     complete = False
+    for row in video_rows:
+        counts["errors" if "error" in row else "faces"] += 1
+        for out in streams:
+            out.write(row)
     try:
-        _predict(args, predictor, [p for p in args.paths if p not in missing], streams, names, counts)
+        _predict(args, predictor, [p for p in args.paths if p not in missing and p not in videos], streams, names,
+                 counts)
         complete = True
     except KeyboardInterrupt:
         done = [p for p in (args.csv, args.json) if p]

@@ -66,7 +66,8 @@ class CsvStream:
 
     def __init__(self, handle: IO[str], fields: Sequence[str]) -> None:
         self.handle = handle
-        self.writer = csv.DictWriter(handle, fieldnames=list(fields), restval="")
+        # Extra source details (detection score, landmarks) stay in the JSON; the CSV keeps its columns.
+        self.writer = csv.DictWriter(handle, fieldnames=list(fields), restval="", extrasaction="ignore")
         self.writer.writeheader()
         handle.flush()
 

@@ -205,6 +205,13 @@ class Predictor:
         return cls(net, guide, names, 112, device, {"dataset": dataset, "label_mode": "majority", "image_size": 112},
                    class_prior=class_prior)
 
+    @classmethod
+    def pretrained(cls, name: str = "ferplus", device: str = "auto") -> "Predictor":
+        """The model shipped inside the package (see :mod:`bayes_fer.pretrained`); nothing is downloaded."""
+        from bayes_fer.pretrained import load_pretrained
+
+        return load_pretrained(name, device)
+
     # -- inference ---------------------------------------------------------------------------
     @torch.no_grad()
     def predict_batch(self, images: torch.Tensor, num_samples: int = 100, return_samples: bool = False) -> PredictionResult:
@@ -391,8 +398,10 @@ def iter_predictions(predictor: Predictor, paths: Iterable[str | os.PathLike], n
                      batch_size: int = 64, detect_faces: bool = False) -> Iterator[tuple[dict, PredictionResult | None]]:
     """Stream (source, one-row result) pairs over files and folders, in input order; unreadable
     files and photos without a face give a source with an ``error`` entry (and ``None``) in
-    their place instead of stopping the run."""
-    from bayes_fer.faces import detect_faces as find_faces
+    their place instead of stopping the run. With ``detect_faces`` each face is found, turned
+    upright by its eyes and cropped as the training faces were framed."""
+    from bayes_fer.faces import aligned_crop, find_faces
+    from bayes_fer.video import training_colour
 
     def sources() -> Iterator[Path]:
         for p in paths:
@@ -421,13 +430,14 @@ def iter_predictions(predictor: Predictor, paths: Iterable[str | os.PathLike], n
             continue
         crops = [(img, None)]
         if detect_faces:
-            boxes = find_faces(img)
-            if not boxes:
+            faces = find_faces(img)
+            if not faces:
                 pending.append((None, {"path": str(path), "error": "no face found"}))
                 continue
-            crops = [(img.crop(b), b) for b in boxes]
-        for crop, box in crops:
-            src = {"path": str(path)} if box is None else {"path": str(path), "box": list(box)}
+            # Upright, FER-framed crops in the training data's colours.
+            crops = [(training_colour(aligned_crop(img, f), predictor.data_config.get("dataset")), f) for f in faces]
+        for crop, face in crops:
+            src = {"path": str(path)} if face is None else {"path": str(path), **face.to_dict()}
             pending.append((predictor.preprocess(crop), src))
             if len(pending) >= batch_size:
                 yield from flush()
