@@ -448,5 +448,5 @@ def _row(result: PredictionResult, i: int, src: dict) -> PredictionResult:
     take = lambda t: None if t is None else t[i:i + 1]  # noqa: E731
     return PredictionResult(result.class_names, take(result.probs), take(result.loc), take(result.scale),
                             take(result.prediction), take(result.entropy), take(result.mutual_information),
-                            take(result.cov_factor), None, result.stochastic, result.compound_margin, [src],
-                            take(result.aleatoric_mi), take(result.epistemic_mi))
+                            take(result.cov_factor), None, result.stochastic, result.compound_margin,
+                            aleatoric_mi=take(result.aleatoric_mi), epistemic_mi=take(result.epistemic_mi), sources=[src])
