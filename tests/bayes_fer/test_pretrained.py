@@ -79,6 +79,7 @@ def test_test_split_accuracy_matches_the_model_card():
     root = require_shared("data", "ferplus")
     card = re.search(r"\|\s*accuracy\s*\|\s*([0-9.]+)\s*\|", MODEL_CARD.read_text())
     assert card, f"{MODEL_CARD} has no '| accuracy | value |' row"
-    predictions = predict_split(Predictor.pretrained(device="cpu"), root, "test", num_samples=30, seed=0, progress=False)
+    predictions = predict_split(Predictor.pretrained(device="cpu"), root, "test", num_samples=30, seed=0,
+                                progress=False).predictions
     accuracy = float((predictions.probs.argmax(1) == predictions.labels).mean())
     assert abs(accuracy - float(card.group(1))) <= 0.005, (accuracy, card.group(1))
