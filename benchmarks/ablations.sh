@@ -8,7 +8,8 @@
 #                                                     # the full-size networks on one CUDA GPU, bf16
 #
 # FER+ is read from $FERPLUS (default ../shared/data/ferplus); $EXTRA adds flags to every FER+
-# run (EXTRA="--seed 1" for a repeat). Outputs go to $OUT (default runs/ablations/).
+# run (EXTRA="--seed 1" for a repeat). Outputs go to $OUT (default runs/ablations/); each run
+# replaces an earlier one in its folder (--overwrite), so the script can be re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -24,7 +25,7 @@ evaluate() {  # evaluate <run dir> <extra evaluation flags...>
 synthetic() {
     for guide in normal lowrank delta; do
         run=$OUT/synthetic-$guide
-        "$PY" scripts/svi_train.py --guide "$guide" --out "$run" 2>/dev/null | grep -E "^(epoch|test)"
+        "$PY" scripts/svi_train.py --overwrite --guide "$guide" --out "$run" 2>/dev/null | grep -E "^(epoch|test)"
         evaluate "$run" --size 2000 --reference mixture
     done
 }
@@ -35,7 +36,7 @@ likelihoods() {
     for guide in normal lowrank delta; do
         for likelihood in categorical multinomial dirmult; do
             run=$OUT/likelihood-$guide-$likelihood
-            "$PY" scripts/svi_train.py --guide "$guide" --likelihood "$likelihood" --train-size 1600 --epochs 2 \
+            "$PY" scripts/svi_train.py --overwrite --guide "$guide" --likelihood "$likelihood" --train-size 1600 --epochs 2 \
                 ${EXTRA:-} --out "$run" 2>/dev/null | grep -E "^test"
             evaluate "$run" --size 1000
         done
@@ -62,7 +63,7 @@ ferplus() {
     for name in "${VARIANTS[@]}"; do
         run=$OUT/ferplus-tiny-$name
         # shellcheck disable=SC2046,SC2086 # the variant's and EXTRA's flags are meant to split
-        "$PY" scripts/svi_train.py "${common[@]}" $(variant_flags "$name" _tiny) ${EXTRA:-} --out "$run" 2>/dev/null \
+        "$PY" scripts/svi_train.py --overwrite "${common[@]}" $(variant_flags "$name" _tiny) ${EXTRA:-} --out "$run" 2>/dev/null \
             | grep -E "^(epoch|test)"
         evaluate "$run" --data-root "$FERPLUS"
     done
@@ -83,7 +84,7 @@ ferplus_gpu() {  # ferplus_gpu EPOCHS [VARIANT...]; EXTRA adds flags to every ru
         mkdir -p "$run"
         local t0=$SECONDS
         # shellcheck disable=SC2086 # the variant's and EXTRA's flags are meant to split
-        "$PY" scripts/svi_train.py "${common[@]}" $flags ${EXTRA:-} --out "$run" 2>"$run/stderr.log" \
+        "$PY" scripts/svi_train.py --overwrite "${common[@]}" $flags ${EXTRA:-} --out "$run" 2>"$run/stderr.log" \
             | grep -E "^(epoch|test)"
         echo "$name: training wall time $((SECONDS - t0)) s"
         evaluate "$run" --data-root "$FERPLUS" --num-workers "${WORKERS:-12}"
