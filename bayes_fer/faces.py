@@ -92,7 +92,8 @@ def _apply(M: np.ndarray, x: float, y: float) -> tuple[float, float]:
     return float(M[0, 0] * x + M[0, 1] * y + M[0, 2]), float(M[1, 0] * x + M[1, 1] * y + M[1, 2])
 
 
-def _iou(a, b) -> float:
+def box_iou(a, b) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy
@@ -171,7 +172,7 @@ def find_faces(img: Image.Image, min_size: int = 24, angles: tuple[float, ...] =
     kept: list[tuple[float, float, float, float, float]] = []
     for d in raw:  # one face seen at several search angles: keep its strongest detection
         box = (d[0] - d[2] / 2, d[1] - d[2] / 2, d[0] + d[2] / 2, d[1] + d[2] / 2)
-        if all(_iou(box, (k[0] - k[2] / 2, k[1] - k[2] / 2, k[0] + k[2] / 2, k[1] + k[2] / 2)) < 0.3 for k in kept):
+        if all(box_iou(box, (k[0] - k[2] / 2, k[1] - k[2] / 2, k[0] + k[2] / 2, k[1] + k[2] / 2)) < 0.3 for k in kept):
             kept.append(d)
     faces = []
     for cx, cy, side, angle, n in kept:

@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from bayes_fer.faces import Face, aligned_crop, find_faces
+from bayes_fer.faces import Face, aligned_crop, box_iou, find_faces
 from bayes_fer.smoothing import DEFAULT_PROCESS_NOISE, rts_smoother
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
@@ -80,14 +80,6 @@ def video_info(path: str | os.PathLike) -> tuple[int, float]:
         cap.release()
 
 
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 @dataclass
 class Track:
     """A face followed across frames."""
@@ -108,7 +100,7 @@ class IoUTracker:
 
     def update(self, faces: list[Face]) -> list[Track]:
         """Match this round's detections to the tracks; returns the live tracks."""
-        pairs = sorted(((_iou(t.face.box, f.box), ti, fi) for ti, t in enumerate(self.tracks) for fi, f in enumerate(faces)),
+        pairs = sorted(((box_iou(t.face.box, f.box), ti, fi) for ti, t in enumerate(self.tracks) for fi, f in enumerate(faces)),
                        reverse=True)
         used_t, used_f = set(), set()
         for overlap, ti, fi in pairs:

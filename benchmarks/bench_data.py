@@ -67,7 +67,7 @@ def time_cached(ds, *, threads: int, batch_size: int, batches: int, warmup: int,
 
     from bayes_fer.data.batch_augment import BatchAugment
     from bayes_fer.data.cache import open_cache
-    from bayes_fer.training.data import CachedLoader
+    from bayes_fer.data.cached_loader import CachedLoader
 
     cache = open_cache(ds, cache_dir, image_size, workers=threads)
     torch.set_num_threads(threads)
