@@ -74,8 +74,10 @@ def check_probs(probs, name: str = "probs", tolerance: float = SUM_TOLERANCE) ->
             f"({int(off.sum())} rows off); pass softmax outputs, or renormalise with "
             f"{name} / {name}.sum(axis=1, keepdims=True)"
         )
-    array = np.clip(array, 0.0, 1.0)
-    return array / array.sum(axis=1, keepdims=True)
+    if low < 0.0 or high > 1.0:  # only values within the tolerance outside [0, 1] get here
+        array = np.clip(array, 0.0, 1.0)
+        array = array / array.sum(axis=1, keepdims=True)
+    return array
 
 
 def check_labels(labels, num_classes: int, num_examples: int | None = None, name: str = "labels") -> np.ndarray:

@@ -167,7 +167,7 @@ def _gather(args: argparse.Namespace) -> tuple[Predictions, Predictions | None, 
 
     predictor = load_predictor(args.checkpoint, args.device)
     _check_same_classes(validation, len(predictor.class_names), f"the checkpoint {args.checkpoint}", args.calibrate_on)
-    concentration = predictor.model.concentration
+    concentration = getattr(getattr(predictor, "model", None), "concentration", None)
     args.concentration = None if concentration is None else float(concentration)
     class_map = None
     if args.class_map is not None:
@@ -185,7 +185,11 @@ def _gather(args: argparse.Namespace) -> tuple[Predictions, Predictions | None, 
         (args.out / "class_prior_selection.json").write_text(json.dumps({"chosen_power": prior, "split": args.calibrate_split,
                                                                         "grid": table}, indent=2))
         print(f"class prior: training base rates to the power {prior:.2f}, chosen on {args.calibrate_split}")
-    predictor.model.set_prediction_prior(prior)
+    model = getattr(predictor, "model", None)
+    if model is not None:
+        model.set_prediction_prior(prior)
+    elif prior != "train":
+        raise ValueError(f"--class-prior {prior} needs a bayes-fer checkpoint, whose model holds class base rates")
     test = predict_split(predictor, args.data_root, args.split, **options)
     save_predictions(args.out / "predictions.npz", test.predictions)
     if args.calibrate_split is not None:

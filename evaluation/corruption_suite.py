@@ -98,7 +98,7 @@ def run_corruption_suite(
         data = load_dataset(name, data_root, split, transform=transform, label_mode=config["label_mode"], **extra)
         torch.manual_seed(seed)
         predictions = collect_predictions(predictor, data, num_samples, batch_size, 0, progress,
-                                          description=f"{corruption} s{severity}")
+                                          description=f"{corruption} s{severity}").predictions
         save_predictions(path, predictions)
         results[(corruption, severity)] = predictions
     return results
