@@ -49,7 +49,11 @@ def time_loader(ds, *, workers: int, batch_size: int, batches: int, warmup: int,
         ds, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=True,
         generator=torch.Generator().manual_seed(seed), persistent_workers=False,
     )
-    it = iter(loader)
+    return _time_batches(iter(loader), batches, warmup)
+
+
+def _time_batches(it, batches: int, warmup: int) -> tuple[int, float]:
+    """Images and seconds for ``batches`` batches of ``it`` after ``warmup`` batches."""
     for _ in range(warmup):
         next(it)
     start = time.perf_counter()
@@ -73,14 +77,7 @@ def time_cached(ds, *, threads: int, batch_size: int, batches: int, warmup: int,
     torch.set_num_threads(threads)
     sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(seed))
     loader = CachedLoader(cache, BatchSampler(sampler, batch_size, True), torch.device("cpu"), BatchAugment(image_size))
-    it = iter(loader)
-    for _ in range(warmup):
-        next(it)
-    start = time.perf_counter()
-    n = 0
-    for _ in range(batches):
-        n += len(next(it)["label"])
-    seconds = time.perf_counter() - start
+    n, seconds = _time_batches(iter(loader), batches, warmup)
     torch.set_num_threads(1)
     return n, seconds
 

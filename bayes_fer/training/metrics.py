@@ -44,16 +44,16 @@ def evaluate(net: PosterNet, guide: AmortizedGuide, loader: DataLoader, device: 
     p, y = torch.cat(probs), torch.cat(labels)
     return {
         "accuracy": (p.argmax(-1) == y).float().mean().item(),
-        "balanced_accuracy": balanced_accuracy(p.argmax(-1), y, p.shape[1]),
+        "balanced_accuracy": _balanced_accuracy(p, y),
         "nll": -p.clamp_min(1e-12).log().gather(1, y[:, None]).mean().item(),
         "ece": expected_calibration_error(p, y),
     }
 
 
-def balanced_accuracy(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
-    """Mean recall over the classes present in ``labels``."""
-    recalls = [(pred[labels == k] == k).float().mean().item() for k in range(num_classes) if (labels == k).any()]
-    return float(sum(recalls) / max(len(recalls), 1))
+def _balanced_accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    from evaluation.metrics import balanced_accuracy
+
+    return balanced_accuracy(probs.double().numpy(), labels.numpy())
 
 
 def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
