@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
       help="draw this many faces per class each epoch (AffectNet presets: 3000)")
     a("--train-size", type=arg_type("train_size"), help="synthetic: training faces; others: cap for quick runs (>= 1)")
     a("--valid-size", type=arg_type("valid_size"), help="synthetic: validation/test faces; others: cap (>= 1)")
+    a("--image-size", type=arg_type("image_size"),
+      help="network input side: 112 (native; 224 is subsampled to it) or a multiple of 16 such as 64, "
+           "which builds the network at that side (FER+ faces are 48x48)")
     a("--augment", choices=tuple(AUGMENTATIONS), help="training augmentation: standard (the paper's), flip or none")
     return p
 

@@ -53,6 +53,7 @@ class PosterConfig:
     drop_path: tuple[float, float, float] = (0.0, 0.125, 0.25)  # the reference's stage DropPath rates
     layer_scale: float = 1e-5  # initial layer-scale of the stage residuals
     freeze_landmarks: bool = True  # frozen, eval-mode landmark net (as with published weights)
+    input_size: int = NATIVE_SIZE  # side the network works at (a multiple of 16); 112 for published weights
     extra: dict = field(default_factory=dict, compare=False)  # free-form notes carried in checkpoints
 
 
@@ -167,7 +168,10 @@ class PosterNet(LocalPyroModule):
         if self.landmarks.widths[:2] != dims[:2]:
             raise ValueError(f"landmark widths {self.landmarks.widths[:2]} must equal the stage dims {dims[:2]}")
         self.downsample = nn.ModuleList(nn.Conv2d(d, d, 3, 2, 1) for d in dims)
-        sizes = (NATIVE_SIZE // 4, NATIVE_SIZE // 8, NATIVE_SIZE // 16)  # 28, 14, 7
+        side = config.input_size
+        if not isinstance(side, int) or side < 32 or side % 16:
+            raise ValueError(f"input_size must be a multiple of 16 of at least 32 (112 is native), got {side!r}")
+        sizes = (side // 4, side // 8, side // 16)  # 28, 14, 7 at 112
         self.stages = nn.ModuleList(
             CrossAttentionStage(d, h, s, p, config.layer_scale)
             for d, h, s, p in zip(dims, config.heads, sizes, config.drop_path)
@@ -220,12 +224,13 @@ class PosterNet(LocalPyroModule):
                 f"expected 3 colour channels, got {C} in a batch of shape {tuple(images.shape)}; "
                 "convert greyscale or RGBA images to RGB first (bayes_fer.data transforms do this)"
             )
-        if H != W or H % NATIVE_SIZE:
+        side = self.config.input_size
+        if H != W or H % side:
             raise ValueError(
-                f"expected square images of side 112 (native) or a multiple of it such as 224, got {H}x{W}; "
-                "resize with bayes_fer.data.eval_transform(112)"
+                f"expected square images of side {side} (this network's input) or a multiple of it such as "
+                f"{2 * side}, got {H}x{W}; resize with bayes_fer.data.eval_transform({side})"
             )
-        step = H // NATIVE_SIZE
+        step = H // side
         # Nearest-neighbour downsampling by an integer factor keeps every step-th pixel.
         x = images[:, :, ::step, ::step] if step > 1 else images
         return x.contiguous(memory_format=torch.channels_last)

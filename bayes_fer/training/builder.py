@@ -9,6 +9,7 @@ import torch
 
 from bayes_fer import checkpoint as ckpt_io
 from bayes_fer.models import CheckpointError, PosterNet, create_model, load_checkpoint
+from bayes_fer.models.poster import NATIVE_SIZE
 from bayes_fer.models.convert import is_reference_format, poster_checkpoint_filter_fn, unwrap_state_dict
 from bayes_fer.training.config import TrainConfig
 from bayes_fer.vich import VICHModel
@@ -38,6 +39,7 @@ def build_network(config: TrainConfig, num_classes: int, *, load_weights: bool =
         landmarks=ckpt_io.read(config.landmarks) if load_weights and config.landmarks else None,
         layer_embedding=config.layer_embedding,
         freeze_landmarks=freeze,
+        **network_size(config.image_size),
     )
     if load_weights and config.init_from:
         raw = ckpt_io.read(config.init_from)
@@ -52,6 +54,12 @@ def build_network(config: TrainConfig, num_classes: int, *, load_weights: bool =
         if missing:
             print(f"init-from {config.init_from}: {len(missing)} tensors start afresh: {', '.join(missing[:8])}")
     return net
+
+
+def network_size(image_size: int) -> dict:
+    """Model options for an input side: multiples of 112 are subsampled to the native 112;
+    any other side (e.g. 64 for 48x48 FER+ faces) builds the network at that side."""
+    return {} if image_size % NATIVE_SIZE == 0 else {"input_size": image_size}
 
 
 def map_head_classes(state_dict: dict, source: Sequence[str], target: Sequence[str], path: str) -> dict:

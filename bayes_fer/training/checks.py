@@ -76,6 +76,10 @@ def config_problems(config) -> list[str]:
             problems.append(f"{name} {why}")
     if not DEVICE_PATTERN.fullmatch(str(config.device)):
         problems.append(f"device must be auto, cpu, cuda, cuda:N or mps, got {config.device!r}")
+    size = config.image_size
+    if isinstance(size, int) and size >= 32 and size % 112 and size % 16:
+        problems.append(f"image_size must be a multiple of 112 (the native 112, or 224 subsampled to it) "
+                        f"or of 16 (a network built at that side, e.g. 64 for 48x48 faces), got {size}")
     return problems
 
 

@@ -167,6 +167,30 @@ def test_224_inputs_are_subsampled_like_the_reference():
     assert torch.equal(big, small)
 
 
+def test_network_built_at_a_smaller_side_takes_that_side_and_its_multiples():
+    model = create_model("poster_var_tiny", input_size=64).eval()
+    assert [stage.attn.size for stage in model.stages] == [16, 8, 4]
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        loc, log_var = model(x)
+        assert torch.equal(model(x.repeat_interleave(2, -1).repeat_interleave(2, -2))[0], loc)
+    assert loc.shape == log_var.shape == (2, 7)
+    with pytest.raises(ValueError, match="side 64 .* got 112x112"):
+        model(torch.randn(1, 3, 112, 112))
+    with pytest.raises(ValueError, match="multiple of 16"):
+        create_model("poster_var_tiny", input_size=60)
+
+
+def test_training_at_64_builds_and_checkpoints_a_64_network(tmp_path):
+    from bayes_fer.training.builder import build_network
+    from bayes_fer.training.checks import config_problems
+    from bayes_fer.training.config import TrainConfig
+
+    assert build_network(TrainConfig(image_size=64), 8).config.input_size == 64
+    assert build_network(TrainConfig(image_size=224), 8).config.input_size == 112
+    assert any("image_size must be a multiple of 112" in p for p in config_problems(TrainConfig(image_size=100)))
+
+
 @pytest.mark.parametrize(
     "shape, match",
     [((2, 1, 112, 112), "expected 3 colour channels, got 1"), ((2, 3, 100, 100), "got 100x100"), ((3, 112, 112), "shape")],
