@@ -62,10 +62,21 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
-    """ImageNet normalization of a float batch in [0, 1]; a grey batch (C = 1) comes out as RGB."""
-    mean = torch.tensor(MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    """ImageNet normalization of a float batch in [0, 1]; a grey batch (C = 1) comes out as RGB.
+
+    One fused multiply-add, ``x / std - mean / std``, that also broadcasts grey to RGB.
+    """
     std = torch.tensor(STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x - mean) / std
+    mean = torch.tensor(MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return torch.addcmul(-mean / std, x, 1.0 / std)
+
+
+def unit_grid(size: int, device: torch.device | str, dtype: torch.dtype) -> torch.Tensor:
+    """(S * S, 3) homogeneous pixel centres ``[x, y, 1]`` of an S x S image in normalized
+    coordinates (``align_corners=False``: the image spans [-1, 1]), rows in raster order."""
+    c = (torch.arange(size, device=device, dtype=dtype) * 2 + 1) / size - 1
+    y, x = torch.meshgrid(c, c, indexing="ij")
+    return torch.stack([x.flatten(), y.flatten(), torch.ones_like(x).flatten()], dim=1)
 
 
 def eval_batch(images: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -98,6 +109,7 @@ class BatchAugment(torch.nn.Module):
         self.config = config
         # The PIL pipeline's RandomCrop padding, in pixels.
         self.pad = max(1, round(config.crop_padding * self.size)) if config.crop_padding > 0 else 0
+        self._grid: dict = {}  # (device, dtype) -> unit_grid(S), built on first use
 
     def sample(self, batch_size: int, device: torch.device | str = "cpu",
                generator: torch.Generator | None = None) -> AugmentParams:
@@ -169,7 +181,12 @@ class BatchAugment(torch.nn.Module):
             torch.stack([sign * cos, -sign * sin, sign * (cos * tx - sin * ty)], dim=1),
             torch.stack([sin, cos, sin * tx + cos * ty], dim=1),
         ], dim=1)  # (B, 2, 3)
-        grid = F.affine_grid(theta, [B, x.shape[1], self.size, self.size], align_corners=False)
+        # F.affine_grid computes the same grid several times slower on the CPU than one
+        # batched matrix product with the cached pixel centres.
+        base = self._grid.get((x.device, x.dtype))
+        if base is None:
+            base = self._grid[(x.device, x.dtype)] = unit_grid(self.size, x.device, x.dtype)
+        grid = torch.matmul(base, theta.transpose(1, 2)).view(B, self.size, self.size, 2)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
     def _jitter(self, x: torch.Tensor, p: AugmentParams) -> torch.Tensor:
@@ -200,4 +217,4 @@ class BatchAugment(torch.nn.Module):
         return (rows[:, :, None] & cols[:, None, :] & p.erase[:, None, None])[:, None]
 
 
-__all__ = ["AugmentParams", "BatchAugment", "eval_batch", "normalize", "to_unit"]
+__all__ = ["AugmentParams", "BatchAugment", "eval_batch", "normalize", "to_unit", "unit_grid"]
