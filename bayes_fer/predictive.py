@@ -154,7 +154,7 @@ class Predictor:
         data_config: dataset name, label mode and image size of training.
         model: the trained VICH model (its prior and class base rates); a default one if None.
         class_prior: the class base rates predictions are made under: ``"train"`` (those of
-            the training data; the default), ``"uniform"``, a power in [0, 1] of the training
+            the training data; the default), ``"uniform"``, a power in [-1, 1] of the training
             rates, or K probabilities. Only models trained with ``--class-prior train`` have
             training rates; for the others all choices but explicit probabilities agree.
     """

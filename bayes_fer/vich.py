@@ -160,16 +160,16 @@ class VICHModel(LocalPyroModule):
         return self.log_concentration.exp() if self.likelihood == "dirmult" else None
 
     def set_prediction_prior(self, prior: str | float | Sequence[float]) -> None:
-        """Predict under ``"train"`` base rates, ``"uniform"`` ones, a power in [0, 1] of the
+        """Predict under ``"train"`` base rates, ``"uniform"`` ones, a power in [-1, 1] of the
         training rates, or K explicit class probabilities."""
         if isinstance(prior, str):
             if prior not in CLASS_PRIORS:
                 raise ValueError(f"unknown class prior {prior!r}; choose {' or '.join(CLASS_PRIORS)}, a power in "
-                                 "[0, 1] of the training base rates, or K probabilities")
+                                 "[-1, 1] of the training base rates, or K probabilities")
             rates = self.log_base_rates if prior == "train" else torch.zeros_like(self.log_base_rates)
         elif isinstance(prior, (int, float)):
-            if not 0.0 <= float(prior) <= 1.0:
-                raise ValueError(f"a class-prior power must lie in [0, 1], got {prior}")
+            if not -1.0 <= float(prior) <= 1.0:
+                raise ValueError(f"a class-prior power must lie in [-1, 1], got {prior}")
             rates = float(prior) * self.log_base_rates
         else:
             p = torch.as_tensor(prior, dtype=torch.float64).flatten()

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed for the Monte-Carlo draws (default: %(default)s)")
     parser.add_argument("--class-prior", default="train", type=_class_prior,
                         help="checkpoint mode: class base rates to predict under: train (those of the training data), "
-                             "uniform, a power in [0, 1] of the training rates, or 'select' to choose that power on "
+                             "uniform, a power in [-1, 1] of the training rates (below 0: rarer classes favoured beyond uniform), or 'select' to choose that power on "
                              "--calibrate-split by the mean of accuracy and balanced accuracy (default: %(default)s)")
     calibrate = parser.add_mutually_exclusive_group()
     calibrate.add_argument("--calibrate-split",
@@ -107,9 +107,9 @@ def _class_prior(text: str) -> str | float:
     try:
         power = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected train, uniform, select or a power in [0, 1], got {text!r}") from None
-    if not 0.0 <= power <= 1.0:
-        raise argparse.ArgumentTypeError(f"a class-prior power must lie in [0, 1], got {power}")
+        raise argparse.ArgumentTypeError(f"expected train, uniform, select or a power in [-1, 1], got {text!r}") from None
+    if not -1.0 <= power <= 1.0:
+        raise argparse.ArgumentTypeError(f"a class-prior power must lie in [-1, 1], got {power}")
     return power
 
 

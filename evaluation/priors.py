@@ -2,8 +2,12 @@
 
 A model trained with the training base rates in its likelihood (``--class-prior train``)
 learns class-balanced intensities z; predicting with z + tau * log pi moves between the
-balanced rule (tau = 0: best mean recall) and the base-rate rule (tau = 1: best accuracy
-on data with the training frequencies).
+balanced rule (tau = 0: best mean recall of a perfectly fitted model) and the base-rate rule
+(tau = 1: best accuracy on data with the training frequencies). A network that has fitted
+the rare classes less well than the common ones (short training, few examples) can do
+better still below 0, favouring the rare classes beyond uniform: the post-hoc logit
+adjustment of Menon et al. (ICLR 2021) tunes its strength for this reason. The grid
+therefore spans [-1, 1]; the choice is made on validation data.
 """
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ import numpy as np
 
 from evaluation import metrics as cm
 
-#: The powers tried, from balanced (0) to the training base rates (1).
-POWER_GRID = tuple(np.round(np.linspace(0.0, 1.0, 21), 2))
+#: The powers tried: from rare classes favoured (-1) through balanced (0) to the training base rates (1).
+POWER_GRID = tuple(np.round(np.linspace(-1.0, 1.0, 41), 2))
 
 
 def select_prior_power(loc, labels, log_base_rates, grid=POWER_GRID) -> tuple[float, list[dict]]:
@@ -23,7 +27,7 @@ def select_prior_power(loc, labels, log_base_rates, grid=POWER_GRID) -> tuple[fl
         loc: (N, K) posterior means of the intensities on a validation split.
         labels: (N,) class indices.
         log_base_rates: (K,) log class base rates of training.
-        grid: powers to try, each in [0, 1].
+        grid: powers to try, each in [-1, 1].
 
     Returns:
         ``(tau, table)``: the chosen power and, per power, its accuracy and balanced accuracy.
@@ -35,8 +39,8 @@ def select_prior_power(loc, labels, log_base_rates, grid=POWER_GRID) -> tuple[fl
                          f"{labels.shape} and {rates.shape}")
     table, best, best_score = [], None, -np.inf
     for tau in grid:
-        if not 0.0 <= tau <= 1.0:
-            raise ValueError(f"powers must lie in [0, 1], got {tau}")
+        if not -1.0 <= tau <= 1.0:
+            raise ValueError(f"powers must lie in [-1, 1], got {tau}")
         pred = np.argmax(loc + tau * rates, axis=1)
         one_hot = np.eye(loc.shape[1])[pred]
         acc = float(np.mean(pred == labels))

@@ -292,7 +292,8 @@ class Trainer:
         cfg = self.config
         if self._clear_first:
             removed = rundir.clear(self.out)
-            print(f"--overwrite: removed the earlier run's {', '.join(removed)} from {self.out}")
+            if removed:
+                print(f"--overwrite: removed the earlier run's {', '.join(removed)} from {self.out}")
             self._clear_first = False
         rundir.write_text(self.out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
         done = self.epoch - (0 if self.epoch_validated else 1)

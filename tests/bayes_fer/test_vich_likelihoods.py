@@ -87,8 +87,11 @@ def test_prediction_prior_choices():
     assert torch.allclose(model.predictive_logits(z), 0.5 * model.log_base_rates)
     model.set_prediction_prior([0.1, 0.1, 0.1, 0.1, 0.6])
     assert torch.allclose(model.predictive_logits(z).softmax(-1), torch.tensor([[0.1, 0.1, 0.1, 0.1, 0.6]]))
-    with pytest.raises(ValueError, match="must lie in \\[0, 1\\]"):
-        model.set_prediction_prior(1.5)
+    model.set_prediction_prior(-0.5)  # rare classes favoured beyond uniform
+    assert torch.allclose(model.predictive_logits(z), -0.5 * model.log_base_rates)
+    for bad in (1.5, -1.5, math.nan):
+        with pytest.raises(ValueError, match="must lie in \\[-1, 1\\]"):
+            model.set_prediction_prior(bad)
     with pytest.raises(ValueError, match="unknown class prior 'balanced'"):
         model.set_prediction_prior("balanced")
     with pytest.raises(ValueError, match="expected 5 positive class probabilities"):
