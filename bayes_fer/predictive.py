@@ -206,11 +206,17 @@ class Predictor:
                    class_prior=class_prior)
 
     @classmethod
-    def pretrained(cls, name: str = "ferplus", device: str = "auto") -> "Predictor":
-        """The model shipped inside the package (see :mod:`bayes_fer.pretrained`); nothing is downloaded."""
+    def pretrained(cls, name: str = "ferplus", device: str = "auto",
+                   class_prior: str | float | Sequence[float] = "train") -> "Predictor":
+        """The model shipped inside the package (see :mod:`bayes_fer.pretrained`); nothing is downloaded.
+
+        ``class_prior`` as in the constructor: e.g. ``-0.1``, the power its model card gives
+        for weighing the classes equally."""
         from bayes_fer.pretrained import load_pretrained
 
-        return load_pretrained(name, device)
+        predictor = load_pretrained(name, device)
+        predictor.model.set_prediction_prior(class_prior)
+        return predictor
 
     # -- inference ---------------------------------------------------------------------------
     @torch.no_grad()

@@ -30,6 +30,12 @@ def test_packaged_model_loads_in_float32_with_its_base_rates():
     assert torch.equal(predictor.model.log_base_rates, packed["vich"]["log_base_rates"])
     assert predictor.class_names[:2] == ["neutral", "happiness"] and len(predictor.class_names) == 8
     assert pretrained.pretrained_path().stat().st_size < 25 * 2**20
+    assert torch.equal(predictor.model.log_prediction_rates, predictor.model.log_base_rates)
+
+
+def test_packaged_model_predicts_under_a_chosen_class_prior():
+    predictor = Predictor.pretrained(device="cpu", class_prior=-0.1)
+    assert torch.allclose(predictor.model.log_prediction_rates, -0.1 * predictor.model.log_base_rates)
 
 
 def test_a_damaged_file_is_refused(tmp_path):
