@@ -34,8 +34,8 @@ def test_packaged_model_loads_in_float32_with_its_base_rates():
 
 
 def test_packaged_model_predicts_under_a_chosen_class_prior():
-    predictor = Predictor.pretrained(device="cpu", class_prior=-0.1)
-    assert torch.allclose(predictor.model.log_prediction_rates, -0.1 * predictor.model.log_base_rates)
+    predictor = Predictor.pretrained(device="cpu", class_prior=0.3)
+    assert torch.allclose(predictor.model.log_prediction_rates, 0.3 * predictor.model.log_base_rates)
 
 
 def test_a_damaged_file_is_refused(tmp_path):
