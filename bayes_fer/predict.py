@@ -5,10 +5,11 @@ probabilities), its readout, the top classes with their probabilities, and the u
 optionally writes JSON, CSV and annotated images. With ``--conformal CALIB.json`` each face
 also gets its conformal expression set, which holds the true expression with probability at
 least 1 - alpha, and the readout reads that set ("happy and surprised" when the set is
-exactly those two); without it the readout names the predicted class alone. Output paths are checked before any inference; each face's CSV row and
-JSON record is written as soon as it is predicted, so an interrupted run keeps what was
-done. Inputs without a result (unreadable files, photos without a face) are reported on
-stderr in input order.
+exactly those two); without it the readout names the predicted class alone.
+
+Output paths are checked before any inference; each face's CSV row and JSON record is
+written as soon as it is predicted, so an interrupted run keeps what was done. Inputs without
+a result (unreadable files, photos without a face) are reported on stderr in input order.
 """
 from __future__ import annotations
 

@@ -221,7 +221,8 @@ def test_conformal_sets_reach_the_csv_the_json_and_the_printed_line(predictor, t
     for row, face in zip(rows, document["faces"]):
         names = row["set"].split("|")
         probs = {name: float(row[f"prob/{name}"]) for name in FERPLUS}
-        expected = [n for n in sorted(FERPLUS, key=lambda n: -probs[n]) if probs[n] >= threshold or n == row["prediction"]]
+        ranked = sorted(FERPLUS, key=lambda n: -probs[n])
+        expected = [n for n in ranked if probs[n] >= threshold or n == row["prediction"]]
         assert names == face["set"] == expected and names[0] == row["prediction"]
         assert row["readout"] == face["readout"] == printed[row["path"]]["readout"] == set_readout(names, 8)
         assert f"  80% set {{{', '.join(names)}}}  " in printed[row["path"]].string
