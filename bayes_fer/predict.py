@@ -227,7 +227,7 @@ def _predict(args, predictor, paths: list[str], streams: list, names: Annotation
         path = pending[0][0]["path"]
         target = names.name_for(path, relative.get(path, Path(Path(path).name)))
         target.parent.mkdir(parents=True, exist_ok=True)
-        annotate(open_image(path), pending).save(target)
+        annotate(open_image(path), pending, args.alpha).save(target)
         pending.clear()
 
     stream = iter_predictions(predictor, files(), args.num_samples, args.batch_size, args.detect_faces)

@@ -209,8 +209,9 @@ def test_conformal_sets_reach_the_csv_the_json_and_the_printed_line(predictor, t
     write_faces(tmp_path / "faces", [f"{i:02d}.png" for i in range(40)])
     calib = _calibrator(tmp_path, alpha=0.1)
     code = main([str(tmp_path / "faces"), "--checkpoint", "x.pt", "--num-samples", "20", "--conformal", calib,
-                 "--alpha", "0.2", "--csv", str(tmp_path / "out.csv"), "--json", str(tmp_path / "out.json")])
-    assert code == 0
+                 "--alpha", "0.2", "--csv", str(tmp_path / "out.csv"), "--json", str(tmp_path / "out.json"),
+                 "--annotate", str(tmp_path / "annotated")])
+    assert code == 0 and len(list((tmp_path / "annotated").glob("*.png"))) == 40
     printed = {m["path"]: m for m in map(LINE.match, capsys.readouterr().out.splitlines()) if m}
     rows = list(csv.DictReader((tmp_path / "out.csv").open()))
     document = json.loads((tmp_path / "out.json").read_text())
