@@ -248,3 +248,24 @@ def test_conformal_flags_are_refused_before_any_inference(predictor, tmp_path, c
     code = main([str(tmp_path / "a.png"), "--checkpoint", "x.pt", *[a.format(**paths) for a in argv]])
     assert code == 2 and re.search(message, capsys.readouterr().err)
     assert predictor.calls == []
+
+
+def test_a_calibrator_saved_by_the_evaluation_is_the_one_predict_reads(predictor, tmp_path, capsys):
+    from evaluation.calibration import main as evaluate
+
+    g = torch.Generator().manual_seed(0)
+    for split in ("valid", "test"):
+        probs = predictor.predict_batch(torch.randn(300, 3, 16, 16, generator=g), num_samples=20).probs.double()
+        np.savez(tmp_path / f"{split}.npz", probs=(probs / probs.sum(1, keepdim=True)).numpy(),
+                 labels=torch.multinomial(probs, 1, generator=g).squeeze(1).numpy(), class_names=np.array(FERPLUS))
+    calib = tmp_path / "calib.json"
+    assert evaluate(["--predictions", str(tmp_path / "test.npz"), "--calibrate-on", str(tmp_path / "valid.npz"),
+                     "--out", str(tmp_path / "eval"), "--formats", "png", "--conformal", "0.2",
+                     "--conformal-score", "lac", "--save-conformal", str(calib)]) == 0
+    write_faces(tmp_path / "faces", [f"{i}.png" for i in range(5)])
+    predictor.calls.clear()
+    assert main([str(tmp_path / "faces"), "--checkpoint", "x.pt", "--num-samples", "20", "--conformal", str(calib),
+                 "--csv", str(tmp_path / "out.csv")]) == 0
+    rows = list(csv.DictReader((tmp_path / "out.csv").open()))
+    assert len(rows) == 5 and all(r["set"].split("|")[0] == r["prediction"] for r in rows)
+    assert "80% set {" in capsys.readouterr().out
