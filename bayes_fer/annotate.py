@@ -9,9 +9,10 @@ PANEL_WIDTH = 260
 BAR_COLOUR, SPREAD_COLOUR, BOX_COLOUR = (70, 130, 180), (20, 40, 90), (255, 64, 64)
 
 
-def annotate(img: Image.Image, rows: list[tuple[dict, PredictionResult]]) -> Image.Image:
+def annotate(img: Image.Image, rows: list[tuple[dict, PredictionResult]], alpha: float | None = None) -> Image.Image:
     """Draw each face's box on ``img`` and, on a side panel, its intensity means as bars with
-    +-1 standard deviation whiskers, its readout and its uncertainty."""
+    +-1 standard deviation whiskers, its readout (from its conformal set at level ``alpha`` when
+    the predictions carry a calibrator) and its uncertainty."""
     img = img.convert("RGB")
     font = ImageFont.load_default()
     line = 14
@@ -27,7 +28,7 @@ def annotate(img: Image.Image, rows: list[tuple[dict, PredictionResult]]) -> Ima
             draw.rectangle(box, outline=BOX_COLOUR, width=2)
             draw.text((box[0] + 3, box[1] + 2), str(n), fill=BOX_COLOUR, font=font)
         x0 = img.width + 8
-        draw.text((x0, y), f"#{n} {res.compound()[0]}  H={float(res.entropy[0]):.2f} MI={float(res.mutual_information[0]):.3f}",
+        draw.text((x0, y), f"#{n} {res.compound(alpha)[0]}  H={float(res.entropy[0]):.2f} MI={float(res.mutual_information[0]):.3f}",
                   fill="black", font=font)
         y += line
         loc, scale = res.loc[0], res.scale[0]

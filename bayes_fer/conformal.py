@@ -27,12 +27,20 @@ reference code does, would over-cover). When the model's top-1 accuracy exceeds 
 no non-empty set can cover less than that accuracy, so coverage is then the accuracy.
 ``allow_empty=True`` keeps the scores as the papers define them and empty sets where they
 arise, which some users read as "no expression I am sure of".
+
+A fitted calibrator keeps its calibration scores, sorted per true class, so one calibration
+serves every level: ``thresholds(alpha)`` takes the quantile again. Levels below
+``1 / (n + 1)`` (``n`` the calibration examples; the largest class's count when Mondrian) are
+refused: no finite threshold exists there, and sets of every class say nothing. It also keeps
+the class names it was calibrated with, so that sets are never read with another model's
+classes.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -196,8 +204,14 @@ class ConformalCalibrator:
         allow_empty: Use the papers' scores unchanged and keep empty sets, rather than letting
             the most probable class always conform (see the module docstring).
         seed: Seeds the uniforms of randomized scores at prediction time.
-        qhat: Fitted thresholds, one per class (all equal unless Mondrian); ``None`` before fitting.
+        qhat: Fitted thresholds at ``alpha``, one per class (all equal unless Mondrian); ``None``
+            before fitting.
         num_calibration: Calibration examples per class.
+        class_names: The K class names of the model whose outputs were calibrated; ``None`` when
+            not given (then only the number of classes can be checked).
+        calibration_scores: Per class, the sorted scores of the calibration examples of that true
+            class, from which :meth:`thresholds` answers any level; ``None`` in files saved
+            before they were kept (such a calibrator answers its own ``alpha`` only).
     """
 
     alpha: float = 0.1
@@ -210,9 +224,11 @@ class ConformalCalibrator:
     seed: int = 0
     qhat: list[float] | None = None
     num_calibration: list[int] | None = None
+    class_names: list[str] | None = None
+    calibration_scores: list[list[float]] | None = None
 
-    def _scores(self, probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        scores = conformity_scores(probs, self.score, self.randomized, self.lam, self.k_reg, rng=rng)
+    def _scores(self, probs: np.ndarray, rng: np.random.Generator, u=None) -> np.ndarray:
+        scores = conformity_scores(probs, self.score, self.randomized, self.lam, self.k_reg, u=u, rng=rng)
         return scores if self.allow_empty else top_class_conforms(scores, probs)
 
     def fit(
@@ -223,6 +239,7 @@ class ConformalCalibrator:
         score: str | None = None,
         mondrian: bool | None = None,
         rng: np.random.Generator | None = None,
+        class_names: Sequence[str] | None = None,
     ) -> "ConformalCalibrator":
         """Fit the thresholds on held-out predictions; arguments given override the fields.
 
@@ -236,6 +253,8 @@ class ConformalCalibrator:
                 at ``alpha = 0.1``) gets an infinite threshold, so every set holds it: the only
                 choice that keeps its coverage.
             rng: Generator for the calibration uniforms (seeded from ``seed`` by default).
+            class_names: The K class names of the columns of ``probs``, checked whenever the
+                calibrator meets a model (see :meth:`check_class_names`).
 
         Returns:
             ``self``.
@@ -245,6 +264,11 @@ class ConformalCalibrator:
         self.mondrian = self.mondrian if mondrian is None else bool(mondrian)
         probs = _check_probs(probs)
         labels = _check_labels(labels, *probs.shape)
+        if class_names is not None:
+            if len(class_names) != probs.shape[1]:
+                raise ValueError(f"class_names: expected {probs.shape[1]} names, one per column of probs, "
+                                 f"found {len(class_names)}")
+            self.class_names = [str(name) for name in class_names]
         rng = rng or np.random.default_rng(self.seed)
         scores = self._scores(probs, rng)
         true_scores = scores[np.arange(labels.shape[0]), labels]  # (n,)
@@ -256,6 +280,7 @@ class ConformalCalibrator:
         else:
             self.qhat = [conformal_quantile(true_scores, self.alpha)] * k
         self.num_calibration = counts.tolist()
+        self.calibration_scores = [np.sort(true_scores[labels == c]).tolist() for c in range(k)]
         return self
 
     @property
@@ -268,13 +293,74 @@ class ConformalCalibrator:
             raise RuntimeError("this ConformalCalibrator is not fitted; call fit(probs, labels, alpha) on "
                                "validation predictions first, or load a saved one")
 
-    def predict_sets(self, probs, rng: np.random.Generator | None = None) -> np.ndarray:
+    @property
+    def min_alpha(self) -> float:
+        """The smallest level :meth:`thresholds` answers: ``1 / (n + 1)``, below which no threshold is finite.
+
+        ``n`` is the number of calibration examples, or the largest class's count when Mondrian.
+        """
+        self._check_fitted()
+        counts = self.num_calibration or [0]
+        n = max(counts) if self.mondrian else sum(counts)
+        return 1.0 / (n + 1)
+
+    def thresholds(self, alpha: float | None = None) -> list[float]:
+        """``qhat`` per class at level ``alpha`` (the fitted ``alpha`` when ``None``).
+
+        Raises:
+            ValueError: ``alpha`` is not in (0, 1), lies below :attr:`min_alpha`, or differs from
+                the fitted level of a calibrator that keeps no calibration scores.
+        """
+        self._check_fitted()
+        if alpha is None:
+            return list(self.qhat)
+        alpha = _check_alpha(alpha)
+        if self.calibration_scores is None:
+            if math.isclose(alpha, self.alpha):
+                return list(self.qhat)
+            raise ValueError(f"alpha: this calibrator was saved without its calibration scores and answers only its "
+                             f"own level alpha={self.alpha:g}, not {alpha:g}; ask for {self.alpha:g} or calibrate "
+                             "again with this version of bayes-fer")
+        if alpha < self.min_alpha - 1e-12:
+            examples = "the largest class's" if self.mondrian else "the"
+            raise ValueError(f"alpha: {alpha:g} is below the calibrated range [{self.min_alpha:.3g}, 1): with "
+                             f"{examples} {round(1 / self.min_alpha) - 1} calibration examples no threshold is "
+                             f"finite below 1 / (n + 1), and every set would hold every class; ask for a larger "
+                             "alpha or calibrate on more examples")
+        if self.mondrian:
+            return [conformal_quantile(scores, alpha) if scores else float("inf")
+                    for scores in self.calibration_scores]
+        pooled = [score for scores in self.calibration_scores for score in scores]
+        return [conformal_quantile(pooled, alpha)] * len(self.calibration_scores)
+
+    def check_class_names(self, class_names: Sequence[str]) -> None:
+        """Refuse a model whose classes are not the ones calibrated, in the same order.
+
+        Raises:
+            ValueError: the number of classes differs, or the names or their order do.
+        """
+        self._check_fitted()
+        names = [str(name) for name in class_names]
+        if len(names) != self.num_classes:
+            raise ValueError(f"conformal calibrator: calibrated on K = {self.num_classes} classes"
+                             f"{'' if self.class_names is None else ' ' + str(self.class_names)}, but the model has "
+                             f"K = {len(names)} {names}; calibrate on this model's validation predictions")
+        if self.class_names is not None and names != self.class_names:
+            raise ValueError(f"conformal calibrator: calibrated on the classes {self.class_names}, but the model has "
+                             f"{names}; sets would name the wrong classes. Calibrate on this model's validation "
+                             "predictions")
+
+    def predict_sets(self, probs, rng: np.random.Generator | None = None, alpha: float | None = None,
+                     u=None) -> np.ndarray:
         """Prediction sets for new examples.
 
         Args:
             probs: Class probabilities (B, K).
             rng: Generator for the uniforms of randomized scores (seeded from ``seed + 1`` by default,
                 so repeated calls give the same sets).
+            alpha: Level of the sets (see :meth:`thresholds`); the fitted ``alpha`` when ``None``.
+            u: Uniforms (B,) of randomized scores to use instead of drawing them, e.g. drawn once
+                per face at prediction time so that a face's set does not depend on its batch.
 
         Returns:
             Booleans (B, K): ``sets[i, y]`` is True when label ``y`` is in example i's set.
@@ -284,9 +370,9 @@ class ConformalCalibrator:
         if probs.shape[1] != self.num_classes:
             raise ValueError(f"probs: expected K = {self.num_classes} classes as at calibration, "
                              f"found {probs.shape[1]}")
-        rng = rng or np.random.default_rng(self.seed + 1)
-        scores = self._scores(probs, rng)
-        return prediction_sets(scores, self.qhat, probs, self.allow_empty)
+        qhat = self.thresholds(alpha)
+        scores = self._scores(probs, rng or np.random.default_rng(self.seed + 1), u)
+        return prediction_sets(scores, qhat, probs, self.allow_empty)
 
     # -- persistence --------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -315,6 +401,13 @@ class ConformalCalibrator:
         calibrator = cls(**state)
         _check_alpha(calibrator.alpha)
         _check_score(calibrator.score)
+        k = len(calibrator.qhat)
+        if calibrator.class_names is not None and len(calibrator.class_names) != k:
+            raise ValueError(f"conformal calibrator: {len(calibrator.class_names)} class names for {k} thresholds")
+        if calibrator.calibration_scores is not None and \
+                [len(scores) for scores in calibrator.calibration_scores] != calibrator.num_calibration:
+            raise ValueError("conformal calibrator: the calibration scores do not match num_calibration per class; "
+                             "the file was altered, save the calibrator again")
         return calibrator
 
     def save(self, path: str | os.PathLike) -> Path:

@@ -12,17 +12,24 @@ from collections.abc import Sequence
 
 import torch
 
+from bayes_fer.conformal import ConformalCalibrator
+from bayes_fer.expression_sets import ConformalSets
 from bayes_fer.predictive import PredictionResult, Predictor, _entropy
+from bayes_fer.results import concat_results
 
 
-class EnsemblePredictor:
+class EnsemblePredictor(ConformalSets):
     """Posterior-predictive queries averaged over several trained predictors.
 
     Args:
         members: predictors with the same class names in the same order.
+        conformal: a calibrator fitted on the ensemble's own outputs (or the path of one), as
+            for :class:`~bayes_fer.predictive.Predictor`; a member's calibrator does not carry
+            over, since averaging changes the probabilities.
     """
 
-    def __init__(self, members: Sequence[Predictor]) -> None:
+    def __init__(self, members: Sequence[Predictor],
+                 conformal: ConformalCalibrator | str | os.PathLike | None = None) -> None:
         if len(members) < 2:
             raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
         names = [list(m.class_names) for m in members]
@@ -30,6 +37,7 @@ class EnsemblePredictor:
             raise ValueError(f"ensemble members must share their class names and order, got {names}")
         self.members = list(members)
         self.class_names = names[0]
+        self.conformal = conformal
 
     @classmethod
     def from_checkpoints(cls, paths: Sequence[str | os.PathLike], device: str = "auto", **kwargs) -> "EnsemblePredictor":
@@ -51,11 +59,11 @@ class EnsemblePredictor:
         second = torch.stack([r.scale.square() + r.loc.square() for r in results]).mean(0)
         scale = (second - loc.square()).clamp_min(0.0).sqrt()
         samples = torch.cat([r.samples for r in results]) if return_samples else None
-        return PredictionResult(
+        return self._with_sets(PredictionResult(
             class_names=self.class_names, probs=probs, loc=loc, scale=scale, prediction=probs.argmax(-1),
             entropy=entropy, mutual_information=aleatoric + epistemic, samples=samples,
             stochastic=True, aleatoric_mi=aleatoric, epistemic_mi=epistemic,
-        )
+        ))
 
     def __call__(self, images, num_samples: int = 100, return_samples: bool = False,
                  batch_size: int = 64) -> PredictionResult:
@@ -65,10 +73,6 @@ class EnsemblePredictor:
         parts = [self.predict_batch(batch, num_samples, return_samples) for batch, _ in first._batches(items, batch_size)]
         if not parts:
             raise ValueError("no images were given (an empty list or a folder without images)")
-        cat = lambda name, dim=0: None if getattr(parts[0], name) is None else torch.cat([getattr(p, name) for p in parts], dim)  # noqa: E731
-        return PredictionResult(
-            class_names=self.class_names, probs=cat("probs"), loc=cat("loc"), scale=cat("scale"),
-            prediction=cat("prediction"), entropy=cat("entropy"), mutual_information=cat("mutual_information"),
-            samples=cat("samples", 1), stochastic=True, aleatoric_mi=cat("aleatoric_mi"),
-            epistemic_mi=cat("epistemic_mi"), sources=[src for _, src in items],
-        )
+        merged = concat_results(parts)
+        merged.sources = [src for _, src in items]
+        return merged

@@ -1,12 +1,15 @@
 """Command line: ``python -m bayes_fer.predict PATHS... --checkpoint CKPT``.
 
 Prints, per face, the predicted class (the argmax of the posterior-predictive
-probabilities), its readout ("happy and surprised" when the runner-up is close), the top
-classes with their probabilities, and the uncertainty; optionally writes JSON, CSV and
-annotated images. Output paths are checked before any inference; each face's CSV row and
-JSON record is written as soon as it is predicted, so an interrupted run keeps what was
-done. Inputs without a result (unreadable files, photos without a face) are reported on
-stderr in input order.
+probabilities), its readout, the top classes with their probabilities, and the uncertainty;
+optionally writes JSON, CSV and annotated images. With ``--conformal CALIB.json`` each face
+also gets its conformal expression set, which holds the true expression with probability at
+least 1 - alpha, and the readout reads that set ("happy and surprised" when the set is
+exactly those two); without it the readout names the predicted class alone.
+
+Output paths are checked before any inference; each face's CSV row and JSON record is
+written as soon as it is predicted, so an interrupted run keeps what was done. Inputs without
+a result (unreadable files, photos without a face) are reported on stderr in input order.
 """
 from __future__ import annotations
 
@@ -34,10 +37,13 @@ EXAMPLES = """examples:
   python -m bayes_fer.predict face.png --checkpoint runs/synthetic-poster_var_tiny/best.pt
   python -m bayes_fer.predict photos/ --checkpoint best.pt --detect-faces --annotate annotated/ --csv out.csv
   python -m bayes_fer.predict face.jpg --checkpoint poster_var_rafdb.pth --dataset rafdb   # reference checkpoint
+  python -m bayes_fer.predict photos/ --checkpoint best.pt --conformal calib.json --alpha 0.1 --csv out.csv
+      # 90% expression sets; calib.json from python -m evaluation.calibration ... --conformal 0.1 --save-conformal
 """
 
 #: CSV columns before the per-class ones.
-FIELDS = ("path", "box", "score", "angle", "error", "prediction", "readout", "entropy", "mutual_information", "spread")
+FIELDS = ("path", "box", "score", "angle", "error", "prediction", "readout", "set", "entropy", "mutual_information",
+          "spread")
 
 
 def _positive_int(text: str) -> int:
@@ -77,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotate", help="folder for copies of the images with boxes and intensity bars "
                                       "(named by their path relative to the folder given)")
     p.add_argument("--top", type=_positive_int, default=3, help="classes printed per face")
+    p.add_argument("--conformal", metavar="CALIB.json",
+                   help="conformal calibrator fitted on this model's validation outputs (python -m "
+                        "evaluation.calibration ... --conformal 0.1 --save-conformal CALIB.json): adds each face's "
+                        "expression set (CSV column 'set', classes joined by '|') and reads the readout from it; "
+                        "images only, video rows carry no set")
+    p.add_argument("--alpha", type=float,
+                   help="miscoverage level of the sets, e.g. 0.1 for sets that hold the true expression 90%% of the "
+                        "time (default: the level the calibrator was fitted at)")
     from bayes_fer.video import add_arguments
 
     add_arguments(p)
@@ -108,6 +122,23 @@ def _check_outputs(args: argparse.Namespace) -> None:
         raise OutputPathError(f"--json and --csv both name {args.json}; give them different files")
 
 
+def _attach_conformal(args: argparse.Namespace, predictor) -> None:
+    """Attach ``--conformal`` and check ``--alpha`` against it, before any inference."""
+    if args.conformal is None:
+        if args.alpha is not None:
+            raise ValueError("--alpha sets the level of the conformal sets, which need a calibrator: add "
+                             "--conformal CALIB.json")
+        return
+    try:
+        predictor.conformal = args.conformal
+    except ValueError as error:
+        raise ValueError(f"--conformal {args.conformal}: {error}") from None
+    try:
+        predictor.conformal.thresholds(args.alpha if args.alpha is not None else predictor.conformal.alpha)
+    except ValueError as error:
+        raise ValueError(f"--alpha: {str(error).removeprefix('alpha: ')}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from bayes_fer.loading import load_predictor
@@ -120,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             predictor = Predictor.pretrained(device=args.device)
         else:
             predictor = load_predictor(args.checkpoint, args.device, dataset=args.dataset)
+        _attach_conformal(args, predictor)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -138,7 +170,12 @@ def main(argv: list[str] | None = None) -> int:
                        if f"{kind}/{name}" not in fields]
             streams.append(CsvStream(open_for_writing(Path(args.csv), "--csv"), fields))
         if args.json:
-            streams.append(JsonStream(open_for_writing(Path(args.json), "--json"), predictor.class_names))
+            header = {}
+            if predictor.conformal is not None:
+                from bayes_fer.results import conformal_summary
+
+                header["conformal"] = conformal_summary(predictor.conformal, args.alpha)
+            streams.append(JsonStream(open_for_writing(Path(args.json), "--json"), predictor.class_names, header))
         if args.annotate:
             Path(args.annotate).mkdir(parents=True, exist_ok=True)
     except (OutputPathError, OSError) as e:
@@ -190,7 +227,7 @@ def _predict(args, predictor, paths: list[str], streams: list, names: Annotation
         path = pending[0][0]["path"]
         target = names.name_for(path, relative.get(path, Path(Path(path).name)))
         target.parent.mkdir(parents=True, exist_ok=True)
-        annotate(open_image(path), pending).save(target)
+        annotate(open_image(path), pending, args.alpha).save(target)
         pending.clear()
 
     stream = iter_predictions(predictor, files(), args.num_samples, args.batch_size, args.detect_faces)
@@ -204,12 +241,16 @@ def _predict(args, predictor, paths: list[str], streams: list, names: Annotation
             record = dict(src)
         else:
             counts["faces"] += 1
-            record = result.to_records()[0]
+            record = result.to_records(args.alpha)[0]
             values, idx = result.topk(args.top)
             tops = ", ".join(f"{result.class_names[i]} {v:.2f}" for v, i in zip(values[0].tolist(), idx[0].tolist()))
             where = src["path"] + (f" {tuple(src['box'])}" if "box" in src else "")
-            print(f"{where}: {record['prediction']} ({record['readout']})  [{tops}]  entropy {record['entropy']:.3f}  "
-                  f"MI {record['mutual_information']:.4f}", flush=True)
+            expression_set = ""
+            if "set" in record:
+                level = args.alpha if args.alpha is not None else predictor.conformal.alpha
+                expression_set = f"  {1 - level:.0%} set {{{', '.join(record['set'])}}}"
+            print(f"{where}: {record['prediction']} ({record['readout']})  [{tops}]{expression_set}  "
+                  f"entropy {record['entropy']:.3f}  MI {record['mutual_information']:.4f}", flush=True)
             if names is not None:
                 pending.append((src, result))
         for out in streams:

@@ -61,6 +61,10 @@ def open_for_writing(path: Path, flag: str) -> IO[str]:
         raise OutputPathError(f"{flag} {path} cannot be written: {error.strerror or error}") from None
 
 
+#: Record fields holding lists of class names; the CSV joins them with ``|``, the JSON keeps lists.
+LIST_FIELDS = ("set",)
+
+
 class CsvStream:
     """One CSV row per face (or per input without a result), flushed as it is written."""
 
@@ -72,7 +76,8 @@ class CsvStream:
         handle.flush()
 
     def write(self, record: dict) -> None:
-        self.writer.writerow(record)
+        joined = {name: "|".join(record[name]) for name in LIST_FIELDS if name in record}
+        self.writer.writerow({**record, **joined})
         self.handle.flush()
 
     def close(self, complete: bool = True) -> None:
@@ -83,13 +88,15 @@ class JsonStream:
     """``{"class_names": [...], "faces": [...], "complete": bool}``, written record by record.
 
     Records are flushed as they come; :meth:`close` ends the document, so an interrupted run
-    (``complete: false``) still leaves valid JSON holding every face done so far.
+    (``complete: false``) still leaves valid JSON holding every face done so far. ``header``
+    entries (e.g. ``"conformal"``: how the sets were made) come before the faces.
     """
 
-    def __init__(self, handle: IO[str], class_names: Sequence[str]) -> None:
+    def __init__(self, handle: IO[str], class_names: Sequence[str], header: dict | None = None) -> None:
         self.handle = handle
         self.count = 0
-        handle.write('{\n"class_names": ' + json.dumps(list(class_names)) + ',\n"faces": [')
+        head = "".join(f"{json.dumps(key)}: {json.dumps(value)},\n" for key, value in (header or {}).items())
+        handle.write('{\n"class_names": ' + json.dumps(list(class_names)) + ',\n' + head + '"faces": [')
         handle.flush()
 
     def write(self, record: dict) -> None:

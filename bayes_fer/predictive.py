@@ -12,13 +12,14 @@ values, so memory stays bounded for any number of draws.
 
 One prediction rule serves every consumer: a face's predicted class is the argmax of its
 posterior-predictive probabilities ``probs``; ``prediction``, the readout, ``topk`` and the
-records all follow it.
+records all follow it (:mod:`bayes_fer.results`). With a conformal calibrator attached
+(``conformal=``, or :meth:`Predictor.calibrate_conformal`; see :mod:`bayes_fer.expression_sets`)
+each result also answers ``prediction_set(alpha)``.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,9 @@ from bayes_fer import checkpoint as ckpt_io
 from bayes_fer.data.transforms import eval_transform
 from bayes_fer.models import PosterNet, create_model
 from bayes_fer.models.convert import is_reference_format, unwrap_state_dict
-from bayes_fer.readout import readout
+from bayes_fer.conformal import ConformalCalibrator
+from bayes_fer.expression_sets import ConformalSets
+from bayes_fer.results import PredictionResult, concat_results, result_row
 from bayes_fer.training.builder import build_network, build_vich, config_from_dict
 from bayes_fer.training.loop import head_output, resolve_device
 from bayes_fer.vich import LATENT, PROBS, HeadOutput, VICHModel
@@ -47,102 +50,11 @@ class ImageInputError(ValueError):
     """An input could not be read as an image; the message names it."""
 
 
-@dataclass
-class PredictionResult:
-    """Posterior-predictive summary of a batch of B faces over K classes (all tensors on CPU).
-
-    Attributes:
-        class_names: the K class names, in column order.
-        probs: (B, K) Monte-Carlo posterior-predictive class probabilities E_q[softmax(z)].
-        loc: (B, K) posterior means of the latent intensities.
-        scale: (B, K) posterior standard deviations (zeros for deterministic heads).
-        prediction: (B,) argmax of ``probs``: the one prediction rule, which the readout,
-            ``topk`` and the records follow too.
-        entropy: (B,) entropy of ``probs`` (nats): total uncertainty.
-        mutual_information: (B,) entropy minus the mean entropy of the draws: how much the
-            latent draws disagree; zero for deterministic heads.
-        aleatoric_mi: (B,) the share of ``mutual_information`` from the intensities given the
-            weights (how mixed or ambiguous the expression is).
-        epistemic_mi: (B,) the share from the Bayesian head's weights (what the model has not
-            learned); None unless the guide has a Bayesian head, since point-estimate weights
-            carry no epistemic uncertainty.
-        cov_factor: (B, K, r) low-rank covariance factor, for the low-rank guide.
-        samples: (S, B, K) class probabilities per draw, when asked for.
-        stochastic: False when the head or guide has no spread.
-        compound_margin: the probability margin within which the readout names two classes.
-        sources: the input each row came from (path, or index), and a face box when detected.
-    """
-
-    class_names: list[str]
-    probs: torch.Tensor
-    loc: torch.Tensor
-    scale: torch.Tensor
-    prediction: torch.Tensor
-    entropy: torch.Tensor
-    mutual_information: torch.Tensor
-    cov_factor: torch.Tensor | None = None
-    samples: torch.Tensor | None = None
-    stochastic: bool = True
-    compound_margin: float = 0.15
-    aleatoric_mi: torch.Tensor | None = None
-    epistemic_mi: torch.Tensor | None = None
-    sources: list[dict] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return self.probs.shape[0]
-
-    def topk(self, k: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
-        """(values, indices), each (B, k), of the highest posterior-predictive probabilities."""
-        return self.probs.topk(min(k, self.probs.shape[1]), dim=1)
-
-    def compound(self) -> list[str]:
-        """Per face, "surprised and happy" when the runner-up's probability is within the margin
-        of the predicted class's, else "surprised"; the predicted class (argmax of ``probs``)
-        always comes first."""
-        values, idx = self.topk(2)
-        out = []
-        for (p1, p2), (i1, i2) in zip(values.tolist(), idx.tolist()):
-            named = [i1, i2] if p1 - p2 <= self.compound_margin else [i1]
-            out.append(readout([self.class_names[i] for i in named]))
-        return out
-
-    def to_records(self) -> list[dict]:
-        """One flat dict per face, for CSV: source, prediction, readout and per-class columns."""
-        readouts = self.compound()
-        records = []
-        for i in range(len(self)):
-            rec = dict(self.sources[i]) if i < len(self.sources) else {"index": i}
-            rec.update(prediction=self.class_names[int(self.prediction[i])], readout=readouts[i],
-                       entropy=float(self.entropy[i]), mutual_information=float(self.mutual_information[i]),
-                       spread="zero (deterministic head)" if not self.stochastic else "posterior")
-            if self.epistemic_mi is not None:
-                rec.update(aleatoric_mi=float(self.aleatoric_mi[i]), epistemic_mi=float(self.epistemic_mi[i]))
-            for k, name in enumerate(self.class_names):
-                rec[f"prob/{name}"] = float(self.probs[i, k])
-                rec[f"loc/{name}"] = float(self.loc[i, k])
-                rec[f"scale/{name}"] = float(self.scale[i, k])
-            records.append(rec)
-        return records
-
-    def to_dict(self) -> dict:
-        """JSON-ready nested lists."""
-        d = {
-            "class_names": list(self.class_names),
-            "stochastic": self.stochastic,
-            "faces": self.to_records(),
-        }
-        if self.samples is not None:
-            d["samples"] = self.samples.tolist()
-        if self.cov_factor is not None:
-            d["cov_factor"] = self.cov_factor.tolist()
-        return d
-
-
 def _entropy(p: torch.Tensor) -> torch.Tensor:
     return -(p * p.clamp_min(1e-30).log()).sum(-1)
 
 
-class Predictor:
+class Predictor(ConformalSets):
     """A trained network with its guide, answering posterior-predictive queries.
 
     Args:
@@ -157,11 +69,15 @@ class Predictor:
             the training data; the default), ``"uniform"``, a power in [-1, 1] of the training
             rates, or K probabilities. Only models trained with ``--class-prior train`` have
             training rates; for the others all choices but explicit probabilities agree.
+        conformal: a fitted :class:`~bayes_fer.conformal.ConformalCalibrator` or the path of one
+            saved as JSON, calibrated on this model's classes; results then answer
+            ``prediction_set(alpha)``. Also settable later (``predictor.conformal = ...``).
     """
 
     def __init__(self, net: PosterNet, guide: AmortizedGuide, class_names: Sequence[str], image_size: int = 112,
                  device: str | torch.device = "auto", data_config: dict | None = None,
-                 model: VICHModel | None = None, class_prior: str | float | Sequence[float] = "train") -> None:
+                 model: VICHModel | None = None, class_prior: str | float | Sequence[float] = "train",
+                 conformal: ConformalCalibrator | str | os.PathLike | None = None) -> None:
         if len(class_names) != net.num_classes:
             raise ValueError(f"{len(class_names)} class names given for a {net.num_classes}-class network")
         self.device = resolve_device(device) if isinstance(device, str) else device
@@ -173,15 +89,18 @@ class Predictor:
         self.image_size = image_size
         self.eval_transform = eval_transform(image_size)
         self.data_config = dict(data_config or {"dataset": None, "label_mode": "majority", "image_size": image_size})
+        self.conformal = conformal
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto", *, class_names: Sequence[str] | None = None,
-                        dataset: str | None = None, class_prior: str | float | Sequence[float] = "train") -> "Predictor":
+                        dataset: str | None = None, class_prior: str | float | Sequence[float] = "train",
+                        conformal: ConformalCalibrator | str | os.PathLike | None = None) -> "Predictor":
         """Load a ``svi_train.py`` checkpoint, or a reference POSTER-Var / POSTER++ checkpoint.
 
         Reference checkpoints carry no class names: pass ``dataset`` (e.g. ``"rafdb"``) or
         ``class_names``. POSTER-Var ones get the paper's mean-field guide; POSTER++ ones a
-        Delta guide (their spread is reported as zero).
+        Delta guide (their spread is reported as zero). ``conformal`` attaches a calibrator
+        (or the path of a saved one) fitted on this model's outputs.
         """
         raw = torch.load(path, map_location="cpu", weights_only=True) if Path(path).is_file() else None
         if raw is None:
@@ -194,7 +113,8 @@ class Predictor:
             guide.load_state_dict(raw["guide"])
             if "vich" in raw:  # the trained prior and class base rates (checkpoints since the vote likelihoods)
                 model.load_state_dict(raw["vich"])
-            return cls(net, guide, raw["class_names"], raw["data"]["image_size"], device, raw["data"], model, class_prior)
+            return cls(net, guide, raw["class_names"], raw["data"]["image_size"], device, raw["data"], model, class_prior,
+                       conformal)
         sd = unwrap_state_dict(raw)
         if not is_reference_format(sd):
             raise ValueError(f"{path} is neither a bayes-fer checkpoint nor a POSTER++/POSTER-Var one")
@@ -203,19 +123,23 @@ class Predictor:
         net = create_model("poster_var" if variational else "poster_pp", len(names), checkpoint=sd)
         guide = NormalGuide(len(names)) if variational else DeltaGuide(len(names))
         return cls(net, guide, names, 112, device, {"dataset": dataset, "label_mode": "majority", "image_size": 112},
-                   class_prior=class_prior)
+                   class_prior=class_prior, conformal=conformal)
 
     @classmethod
     def pretrained(cls, name: str = "ferplus", device: str = "auto",
-                   class_prior: str | float | Sequence[float] = "train") -> "Predictor":
+                   class_prior: str | float | Sequence[float] = "train",
+                   conformal: ConformalCalibrator | str | os.PathLike | None = None) -> "Predictor":
         """The model shipped inside the package (see :mod:`bayes_fer.pretrained`); nothing is downloaded.
 
-        ``class_prior`` as in the constructor: e.g. ``-0.1``, the power its model card gives
-        for weighing the classes equally."""
+        ``class_prior`` as in the constructor: e.g. ``0.3``, the power its model card gives for
+        weighing the classes equally. ``conformal`` attaches a calibrator (or the path of a
+        saved one) fitted on its outputs.
+        """
         from bayes_fer.pretrained import load_pretrained
 
         predictor = load_pretrained(name, device)
         predictor.model.set_prediction_prior(class_prior)
+        predictor.conformal = conformal
         return predictor
 
     # -- inference ---------------------------------------------------------------------------
@@ -250,12 +174,12 @@ class Predictor:
         aleatoric = mi if epistemic is None else (mi - epistemic).clamp_min(0.0)
         loc = self.guide.mean(out)
         cov = self.guide.cov_factor(out).cpu() if isinstance(self.guide, LowRankGuide) else None
-        return PredictionResult(
+        return self._with_sets(PredictionResult(
             class_names=self.class_names, probs=probs.cpu(), loc=loc.cpu(), scale=self.guide.marginal_scale(out).cpu(),
             prediction=probs.argmax(-1).cpu(), entropy=entropy.cpu(), mutual_information=mi.cpu(), cov_factor=cov,
             samples=torch.cat(kept) if return_samples else None, stochastic=self.guide.stochastic,
             aleatoric_mi=aleatoric.cpu(), epistemic_mi=None if epistemic is None else epistemic.cpu(),
-        )
+        ))
 
     def _bayesian_head_draws(self, out: HeadOutput, num_samples: int, keep: bool):
         """Nested draws, W ~ q(W) then z ~ q(z | x, W), in bounded chunks.
@@ -294,7 +218,9 @@ class Predictor:
         numpy arrays (H, W[, C]), file paths, or a folder (streamed in batches)."""
         items = list(self._expand(images))
         results = [self.predict_batch(batch, num_samples, return_samples) for batch, _ in self._batches(items, batch_size)]
-        merged = _concat(results)
+        if not results:
+            raise ImageInputError("no images were given (an empty list or a folder without images)")
+        merged = concat_results(results)
         merged.sources = [src for _, src in items]
         return merged
 
@@ -345,19 +271,6 @@ def _class_names_for(class_names, dataset, path) -> list[str]:
     raise ValueError(
         f"{path} is a reference POSTER checkpoint without class names; pass dataset='rafdb' (or another "
         "label space) or class_names=[...] in the order the checkpoint was trained with"
-    )
-
-
-def _concat(results: list[PredictionResult]) -> PredictionResult:
-    if not results:
-        raise ImageInputError("no images were given (an empty list or a folder without images)")
-    first = results[0]
-    cat = lambda name, dim=0: None if getattr(first, name) is None else torch.cat([getattr(r, name) for r in results], dim)  # noqa: E731
-    return PredictionResult(
-        class_names=first.class_names, probs=cat("probs"), loc=cat("loc"), scale=cat("scale"), prediction=cat("prediction"),
-        entropy=cat("entropy"), mutual_information=cat("mutual_information"), cov_factor=cat("cov_factor"),
-        samples=cat("samples", 1), stochastic=first.stochastic, compound_margin=first.compound_margin,
-        aleatoric_mi=cat("aleatoric_mi"), epistemic_mi=cat("epistemic_mi"),
     )
 
 
@@ -424,7 +337,7 @@ def iter_predictions(predictor: Predictor, paths: Iterable[str | os.PathLike], n
             if x is None:
                 yield src, None
             else:
-                yield src, _row(result, row, src)
+                yield src, result_row(result, row, src)
                 row += 1
         pending.clear()
 
@@ -449,10 +362,3 @@ def iter_predictions(predictor: Predictor, paths: Iterable[str | os.PathLike], n
                 yield from flush()
     yield from flush()
 
-
-def _row(result: PredictionResult, i: int, src: dict) -> PredictionResult:
-    take = lambda t: None if t is None else t[i:i + 1]  # noqa: E731
-    return PredictionResult(result.class_names, take(result.probs), take(result.loc), take(result.scale),
-                            take(result.prediction), take(result.entropy), take(result.mutual_information),
-                            take(result.cov_factor), None, result.stochastic, result.compound_margin,
-                            aleatoric_mi=take(result.aleatoric_mi), epistemic_mi=take(result.epistemic_mi), sources=[src])

@@ -4,6 +4,11 @@ A readout names classes by their adjectives, most probable first, joined as an E
 ("sad", "sad and angry", "sad, angry and fearful"). Only adjectives are used, never adverbs
 built from them, so every combination reads as English ("angry and surprised", not
 "surprisedly angry").
+
+A face's readout names more than one class only on calibrated evidence: a conformal
+expression set (:mod:`bayes_fer.conformal`) at a stated coverage. :func:`set_readout` reads
+such a set: one class is that class, two are a compound expression ("happy and surprised"),
+more say the face is ambiguous among them.
 """
 from __future__ import annotations
 
@@ -51,3 +56,29 @@ def readout(class_names_in_order: Sequence[str]) -> str:
     if len(words) == 1:
         return words[0]
     return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def set_readout(class_names_in_order: Sequence[str], num_classes: int | None = None) -> str:
+    """The readout of a conformal expression set, its classes most probable first.
+
+    Args:
+        class_names_in_order: the classes in the set, in decreasing probability.
+        num_classes: how many classes the model has, so that a set of all of them says so.
+
+    Returns:
+        ``"happy"`` for one class, ``"happy and surprised"`` for two, ``"ambiguous among happy,
+        surprised and fearful"`` for more, ``"ambiguous among all 8 expressions"`` for every
+        class, and ``"no expression at this coverage"`` for an empty set (only calibrators
+        fitted with ``allow_empty=True`` give those).
+
+    Raises:
+        ValueError: a class was given twice.
+    """
+    names = list(class_names_in_order)
+    if not names:
+        return "no expression at this coverage"
+    if len(names) <= 2:
+        return readout(names)
+    if num_classes is not None and len(names) == num_classes and len(set(names)) == len(names):
+        return f"ambiguous among all {num_classes} expressions"
+    return "ambiguous among " + readout(names)

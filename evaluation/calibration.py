@@ -30,6 +30,11 @@ examples:
   python -m evaluation.calibration --checkpoint runs/ferplus/best.pt --dataset ferplus \\
       --data-root data/FERPlus --split test --calibrate-split valid --out runs/ferplus/eval
 
+  # 90% conformal expression sets, their calibrator saved for python -m bayes_fer.predict --conformal
+  python -m evaluation.calibration --checkpoint runs/ferplus/best.pt --dataset ferplus --data-root data/FERPlus \\
+      --split test --calibrate-split valid --conformal 0.1 --conformal-score lac --save-conformal calib.json \\
+      --out runs/ferplus/eval
+
   # saved predictions (probs, labels; optionally votes, samples, loc, scale, class_names)
   python -m evaluation.calibration --predictions test.npz --calibrate-on valid.npz --out eval/
 
@@ -320,6 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nOver the {len(scope.shared)} shared classes ({', '.join(scope.shared)}):")
         print(shared_summary_table(metrics))
     print(f"\nwrote {args.out / 'metrics.json'}, {args.out / 'report.md'} and figures to {args.out}")
+    if args.save_conformal is not None:
+        print(f"wrote the conformal calibrator to {args.save_conformal}: python -m bayes_fer.predict FACES "
+              f"--conformal {args.save_conformal} --alpha {args.conformal[0]:g}")
     return 0
 
 

@@ -54,7 +54,8 @@ def fit_calibrators(validation, settings: ConformalSettings) -> dict[tuple[float
             calibrator = ConformalCalibrator(alpha=alpha, score=score, mondrian=settings.mondrian,
                                              randomized=settings.randomized, lam=settings.lam,
                                              k_reg=settings.k_reg, seed=settings.seed)
-            calibrators[(alpha, score)] = calibrator.fit(validation.probs, validation.labels)
+            calibrators[(alpha, score)] = calibrator.fit(validation.probs, validation.labels,
+                                                         class_names=getattr(validation, "class_names", None))
     return calibrators
 
 

@@ -6,8 +6,9 @@ predictions-file mode never load a model stack. The contract with ``bayes_fer``:
 * ``Predictor.from_checkpoint(path, device=...)`` with attributes ``class_names``,
   ``data_config`` (``"dataset"``, ``"label_mode"``...) and ``eval_transform``;
 * ``predictor.predict_batch(images, num_samples=S, return_samples=True)`` on a normalised
-  (B, 3, H, W) batch, returning ``probs``, ``loc``, ``scale`` (B, K) and ``samples``
-  (S, B, K) or ``None``, as a mapping or as attributes;
+  (B, 3, H, W) batch, returning ``probs``, ``loc``, ``scale`` (B, K), ``samples`` (S, B, K)
+  or ``None``, and optionally ``epistemic_mi`` (B,) (models with a Bayesian head), as a
+  mapping or as attributes;
 * ``load_dataset(name, root, split, transform=..., label_mode=...[, size=...][, class_map=...])``
   yielding dicts with ``"image"``, ``"label"``, ``"index"`` and optionally ``"votes"``, with
   a ``class_names`` attribute (``root`` is ``None`` for the synthetic dataset).
@@ -104,9 +105,9 @@ def collect_predictions(
 
     Returns:
         The :class:`Predictions` over the model's classes, with ``votes``, ``samples``,
-        ``loc`` and ``scale`` when the dataset and the predictor provide them, and the
-        :class:`EvaluationScope`: unreadable files left out, and how the dataset's classes
-        were matched to the model's.
+        ``loc``, ``scale`` and ``epistemic_mi`` when the dataset and the predictor provide
+        them, and the :class:`EvaluationScope`: unreadable files left out, and how the
+        dataset's classes were matched to the model's.
 
     Raises:
         ValueError: the split is empty, no example is left to score, or the samples lack
@@ -149,6 +150,7 @@ def collect_predictions(
             meter.update(
                 _field(result, "probs"), labels[keep], votes=None if votes is None else votes[keep],
                 samples=_field(result, "samples"), loc=_field(result, "loc"), scale=_field(result, "scale"),
+                epistemic_mi=_field(result, "epistemic_mi"),
             )
     files = tuple(_source(dataset, i) for i in sorted(unreadable))
     scope = EvaluationScope(scope.data_classes, scope.shared, scope.missing_from_data, scope.unknown_to_model,

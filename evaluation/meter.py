@@ -19,7 +19,7 @@ from evaluation.calibration_error import DEFAULT_NUM_BINS
 from evaluation.predictions import Predictions
 from evaluation.summary import DEFAULT_COVERAGES, Metrics, compute_metrics
 
-_FIELDS = ("probs", "labels", "votes", "samples", "loc", "scale")
+_FIELDS = ("probs", "labels", "votes", "samples", "loc", "scale", "epistemic_mi")
 # Axis along which batches of each field are concatenated: samples are (S, B, K).
 _BATCH_AXIS = {"samples": 1}
 
@@ -51,10 +51,12 @@ class EvaluationMeter:
         """Forget every batch."""
         self._batches: dict[str, list[np.ndarray]] = {name: [] for name in _FIELDS}
 
-    def update(self, probs, labels, votes=None, samples=None, loc=None, scale=None) -> None:
+    def update(self, probs, labels, votes=None, samples=None, loc=None, scale=None, epistemic_mi=None) -> None:
         """Add one batch: ``probs`` (B, K), ``labels`` (B,), optional ``votes``/``loc``/``scale``
-        (B, K) and ``samples`` (S, B, K). An optional field must be given for every batch or none."""
-        given = {"probs": probs, "labels": labels, "votes": votes, "samples": samples, "loc": loc, "scale": scale}
+        (B, K), ``samples`` (S, B, K) and ``epistemic_mi`` (B,). An optional field must be given for
+        every batch or none."""
+        given = {"probs": probs, "labels": labels, "votes": votes, "samples": samples, "loc": loc, "scale": scale,
+                 "epistemic_mi": epistemic_mi}
         if self._batches["probs"]:
             for name, value in given.items():
                 if (value is None) != (not self._batches[name]):

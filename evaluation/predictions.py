@@ -2,8 +2,8 @@
 
 The file holds ``probs`` (N, K) and ``labels`` (N,), and optionally ``votes`` (N, K),
 ``samples`` (S, N, K) Monte-Carlo class probabilities, ``loc`` and ``scale`` (N, K) of the
-latent intensities and ``class_names`` (K,) strings. Analyses can then be re-run without the
-model.
+latent intensities, ``epistemic_mi`` (N,) (the Bayesian head's share of the mutual
+information) and ``class_names`` (K,) strings. Analyses can then be re-run without the model.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from evaluation._checks import (
 )
 
 REQUIRED_ARRAYS = ("probs", "labels")
-OPTIONAL_ARRAYS = ("votes", "samples", "loc", "scale", "class_names")
+OPTIONAL_ARRAYS = ("votes", "samples", "loc", "scale", "epistemic_mi", "class_names")
 
 
 def default_class_names(num_classes: int) -> tuple[str, ...]:
@@ -41,6 +41,9 @@ class Predictions:
         samples: Class probabilities per Monte-Carlo draw (S, N, K).
         loc: Means of the latent intensities (N, K).
         scale: Standard deviations of the latent intensities (N, K); zeros for a deterministic head.
+        epistemic_mi: The share of the mutual information from a Bayesian head's weights (N,),
+            nats; only models with a Bayesian head have one, since point-estimate weights carry
+            no epistemic uncertainty.
         class_names: K names; ``class_0``... when not given.
     """
 
@@ -50,6 +53,7 @@ class Predictions:
     samples: np.ndarray | None = None
     loc: np.ndarray | None = None
     scale: np.ndarray | None = None
+    epistemic_mi: np.ndarray | None = None
     class_names: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -70,6 +74,12 @@ class Predictions:
                 array = as_finite_array(value, name, 2, "(N, K)")
                 check_same_shape(array, (n, k), name)
                 set_(self, name, array)
+        if self.epistemic_mi is not None:
+            mi = as_finite_array(self.epistemic_mi, "epistemic_mi", 1, "(N,)")
+            check_same_shape(mi, (n,), "epistemic_mi")
+            if (mi < 0).any():
+                raise ValueError(f"epistemic_mi: expected mutual information >= 0 nats, found {mi.min():.4g}")
+            set_(self, "epistemic_mi", mi)
         if self.scale is not None and (self.scale < 0).any():
             raise ValueError(f"scale: expected standard deviations >= 0, found {self.scale.min():.4g}")
         if (self.loc is None) != (self.scale is None):
@@ -97,7 +107,7 @@ def save_predictions(path: str | os.PathLike, predictions: Predictions) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"probs": predictions.probs, "labels": predictions.labels,
               "class_names": np.asarray(predictions.class_names, dtype=str)}
-    for name in ("votes", "samples", "loc", "scale"):
+    for name in ("votes", "samples", "loc", "scale", "epistemic_mi"):
         if getattr(predictions, name) is not None:
             arrays[name] = getattr(predictions, name)
     np.savez(path, **arrays)
@@ -126,7 +136,8 @@ def load_predictions(path: str | os.PathLike) -> Predictions:
         if missing:
             raise ValueError(
                 f"{path}: missing array(s) {', '.join(missing)}; found {', '.join(found) or 'none'}. "
-                "Expected probs (N, K) and labels (N,), optionally votes, samples, loc, scale, class_names"
+                "Expected probs (N, K) and labels (N,), optionally votes, samples, loc, scale, epistemic_mi, "
+                "class_names"
             )
         arrays = {name: data[name] for name in REQUIRED_ARRAYS + OPTIONAL_ARRAYS if name in found}
     names = arrays.pop("class_names", None)

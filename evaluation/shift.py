@@ -45,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="RAPS penalty per rank past --raps-k-reg (default: %(default)s)")
     group.add_argument("--raps-k-reg", type=int, default=1,
                        help="RAPS: ranks up to this one carry no penalty (default: %(default)s)")
+    group.add_argument("--save-conformal", type=Path, metavar="CALIB.json",
+                       help="write the calibrator of the first --conformal level and --conformal-score as JSON, for "
+                            "python -m bayes_fer.predict --conformal CALIB.json (it answers any level from the "
+                            "calibration scores it keeps)")
     ood = group.add_mutually_exclusive_group()
     ood.add_argument("--ood-folder", type=Path,
                      help="checkpoint mode: a folder of non-face images to score as out-of-distribution")
@@ -74,6 +78,9 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     if args.conformal and args.calibrate_split is None and args.calibrate_on is None:
         parser.error("--conformal needs validation predictions to calibrate on: add --calibrate-split valid "
                      "(checkpoint mode) or --calibrate-on valid.npz")
+    if args.save_conformal is not None and not args.conformal:
+        parser.error("--save-conformal writes a fitted calibrator: add --conformal ALPHA (e.g. 0.1) and "
+                     "validation predictions (--calibrate-split valid or --calibrate-on valid.npz)")
     if args.raps_lambda < 0 or args.raps_k_reg < 0:
         parser.error("--raps-lambda and --raps-k-reg must be >= 0")
     if args.checkpoint is None:
@@ -97,6 +104,7 @@ class ShiftInputs:
     corruptions: dict | None = None
     corruption_extras: dict = field(default_factory=dict)
     test_extra: dict[str, np.ndarray] = field(default_factory=dict)
+    save_conformal: Path | None = None
 
     @property
     def empty(self) -> bool:
@@ -107,7 +115,7 @@ def gather(args: argparse.Namespace) -> ShiftInputs:
     """Load or compute the OOD and corruption predictions the flags ask for."""
     settings = ConformalSettings(tuple(args.conformal), tuple(args.conformal_score), args.mondrian,
                                  not args.conformal_deterministic, args.raps_lambda, args.raps_k_reg, args.seed)
-    inputs = ShiftInputs(settings)
+    inputs = ShiftInputs(settings, save_conformal=args.save_conformal)
     if args.predictions is not None:
         inputs.test_extra = load_extra_scores(args.predictions)
     if args.ood_predictions is not None:
@@ -188,6 +196,8 @@ def evaluate_shift(predictions: Any, validation: Any | None, inputs: ShiftInputs
         conformal, results = conformal_metrics(validation, predictions, settings, names)
         metrics.update(conformal)
         calibrator = results[0].calibrator  # the first level and score asked: the set-size score
+        if inputs.save_conformal is not None:
+            calibrator.save(inputs.save_conformal)
         figures.append((uq_plots.conformal_coverage_plot(results, names)[0], "conformal_coverage",
                         "Conformal coverage and set size per class"))
         kind = "class-conditional (Mondrian)" if settings.mondrian else "marginal"

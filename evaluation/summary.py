@@ -93,6 +93,14 @@ def compute_metrics(
             except ValueError as e:  # every example right, or every one wrong
                 unavailable[key] = str(e)
         out[key] = value
+    if predictions.epistemic_mi is not None:  # a Bayesian head's share of the mutual information
+        out["epistemic_mi_mean"] = float(predictions.epistemic_mi.mean())
+        try:
+            out["auroc_misclassification/epistemic_mi"] = unc.misclassification_auroc(predictions.epistemic_mi,
+                                                                                       probs, labels)
+        except ValueError as e:  # every example right, or every one wrong
+            out["auroc_misclassification/epistemic_mi"] = None
+            unavailable["auroc_misclassification/epistemic_mi"] = str(e)
     if predictions.scale is not None:
         out.update(_spread_scores(probs, labels, predictions.scale, unavailable))
     # A metric reported as None says why here, in metrics.json and the report.

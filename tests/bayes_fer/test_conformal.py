@@ -197,3 +197,63 @@ def test_errors_say_what_to_do(tmp_path):
     (tmp_path / "bad.json").write_text('{"format_version": 99}')
     with pytest.raises(ValueError, match="expected format_version 1"):
         ConformalCalibrator.load(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("mondrian", [False, True])
+def test_one_calibration_answers_every_level_as_a_fresh_fit_would(mondrian):
+    rng = np.random.default_rng(5)
+    probs, labels = _exchangeable(rng, 400, 4)
+    calibrator = ConformalCalibrator(score="raps", mondrian=mondrian).fit(probs, labels, alpha=0.1)
+    for alpha in (0.05, 0.2, 0.5):
+        fresh = ConformalCalibrator(score="raps", mondrian=mondrian).fit(probs, labels, alpha=alpha)
+        assert calibrator.thresholds(alpha) == fresh.qhat
+        np.testing.assert_array_equal(calibrator.predict_sets(probs, alpha=alpha), fresh.predict_sets(probs))
+    assert calibrator.thresholds() == calibrator.thresholds(0.1) == calibrator.qhat
+
+
+def test_levels_outside_the_calibrated_range_are_refused():
+    rng = np.random.default_rng(6)
+    probs, labels = _exchangeable(rng, 59, 3)
+    calibrator = ConformalCalibrator().fit(probs, labels, alpha=0.1)
+    assert calibrator.min_alpha == pytest.approx(1 / 60)
+    assert math.isfinite(max(calibrator.thresholds(1 / 60)))  # rank ceil(60 * 59 / 60) = 59 = n: finite
+    with pytest.raises(ValueError, match=r"0.01 is below the calibrated range \[0.0167, 1\).*59 calibration examples"):
+        calibrator.thresholds(0.01)
+    for alpha in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match=r"expected a miscoverage level in \(0, 1\)"):
+            calibrator.thresholds(alpha)
+    mondrian = ConformalCalibrator(mondrian=True).fit(probs, labels, alpha=0.1)
+    assert mondrian.min_alpha == pytest.approx(1 / (max(mondrian.num_calibration) + 1))
+
+
+def test_a_calibrator_saved_without_scores_answers_its_own_level_only(tmp_path):
+    state = ConformalCalibrator(randomized=False).fit(PROBS, [0, 1], alpha=0.4).to_dict()
+    del state["calibration_scores"], state["class_names"]  # as files written before they were kept
+    old = ConformalCalibrator.from_dict(state)
+    assert old.thresholds(0.4) == old.qhat
+    with pytest.raises(ValueError, match=r"answers only its own level alpha=0.4, not 0.2; .*calibrate again"):
+        old.thresholds(0.2)
+
+
+def test_class_names_are_kept_and_a_different_model_is_refused(tmp_path):
+    calibrator = ConformalCalibrator().fit(PROBS, [0, 1], alpha=0.4, class_names=["neutral", "happiness", "surprise"])
+    loaded = ConformalCalibrator.load(calibrator.save(tmp_path / "c.json"))
+    assert loaded.class_names == ["neutral", "happiness", "surprise"] and loaded == calibrator
+    loaded.check_class_names(["neutral", "happiness", "surprise"])
+    with pytest.raises(ValueError, match=r"calibrated on the classes \['neutral', 'happiness', 'surprise'\], but the "
+                                         r"model has \['happiness', 'neutral', 'surprise'\]"):
+        loaded.check_class_names(["happiness", "neutral", "surprise"])
+    with pytest.raises(ValueError, match=r"calibrated on K = 3 classes .* but the model has K = 2"):
+        loaded.check_class_names(["neutral", "happiness"])
+    with pytest.raises(ValueError, match="class_names: expected 3 names"):
+        ConformalCalibrator().fit(PROBS, [0, 1], alpha=0.4, class_names=["a", "b"])
+
+
+def test_uniforms_drawn_per_example_make_a_set_independent_of_its_batch():
+    rng = np.random.default_rng(7)
+    probs, labels = _exchangeable(rng, 300, 5)
+    calibrator = ConformalCalibrator(score="aps").fit(probs[:200], labels[:200], alpha=0.2)
+    u = rng.uniform(size=100)
+    together = calibrator.predict_sets(probs[200:], u=u)
+    alone = np.concatenate([calibrator.predict_sets(probs[200 + i:201 + i], u=u[i:i + 1]) for i in range(100)])
+    np.testing.assert_array_equal(together, alone)

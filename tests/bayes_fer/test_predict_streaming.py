@@ -16,8 +16,9 @@ import torch
 
 import bayes_fer.loading
 import bayes_fer.predictive
+from bayes_fer.conformal import ConformalCalibrator
 from bayes_fer.predict import main
-from bayes_fer.readout import ADJECTIVES
+from bayes_fer.readout import ADJECTIVES, set_readout
 from tests.stand_ins import FERPLUS, pixel_predictor, write_faces
 
 LINE = re.compile(r"^(?P<path>\S+): (?P<label>\S+) \((?P<readout>[^)]*)\)  \[(?P<tops>[^\]]*)\]")
@@ -194,3 +195,77 @@ def test_monte_carlo_draws_come_in_bounded_chunks(monkeypatch):
     entropy = lambda p: -(p * p.log()).sum(-1)  # noqa: E731
     torch.testing.assert_close(result.mutual_information, entropy(result.probs) - entropy(result.samples).mean(0))
     assert result.samples.shape == (100, 5, 8)
+
+
+def _calibrator(tmp_path, alpha: float = 0.2, n: int = 400, class_names=FERPLUS) -> str:
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.full(len(class_names), 0.5), size=n)
+    labels = np.array([rng.choice(len(class_names), p=p) for p in probs])
+    calibrator = ConformalCalibrator(score="lac", randomized=False).fit(probs, labels, alpha, class_names=class_names)
+    return str(calibrator.save(tmp_path / "calib.json"))
+
+
+def test_conformal_sets_reach_the_csv_the_json_and_the_printed_line(predictor, tmp_path, capsys):
+    write_faces(tmp_path / "faces", [f"{i:02d}.png" for i in range(40)])
+    calib = _calibrator(tmp_path, alpha=0.1)
+    code = main([str(tmp_path / "faces"), "--checkpoint", "x.pt", "--num-samples", "20", "--conformal", calib,
+                 "--alpha", "0.2", "--csv", str(tmp_path / "out.csv"), "--json", str(tmp_path / "out.json"),
+                 "--annotate", str(tmp_path / "annotated")])
+    assert code == 0 and len(list((tmp_path / "annotated").glob("*.png"))) == 40
+    printed = {m["path"]: m for m in map(LINE.match, capsys.readouterr().out.splitlines()) if m}
+    rows = list(csv.DictReader((tmp_path / "out.csv").open()))
+    document = json.loads((tmp_path / "out.json").read_text())
+    assert document["conformal"] == {"alpha": 0.2, "coverage": 0.8, "score": "lac", "mondrian": False,
+                                     "randomized": False, "calibration_examples": 400}
+    threshold = 1 - ConformalCalibrator.load(calib).thresholds(0.2)[0]  # LAC: p >= threshold is in the set
+    sizes = []
+    for row, face in zip(rows, document["faces"]):
+        names = row["set"].split("|")
+        probs = {name: float(row[f"prob/{name}"]) for name in FERPLUS}
+        ranked = sorted(FERPLUS, key=lambda n: -probs[n])
+        expected = [n for n in ranked if probs[n] >= threshold or n == row["prediction"]]
+        assert names == face["set"] == expected and names[0] == row["prediction"]
+        assert row["readout"] == face["readout"] == printed[row["path"]]["readout"] == set_readout(names, 8)
+        assert f"  80% set {{{', '.join(names)}}}  " in printed[row["path"]].string
+        sizes.append(len(names))
+    assert len(rows) == 40 and min(sizes) == 1 and max(sizes) >= 2  # both kinds of readout occur
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--alpha", "0.1"], "--alpha sets the level of the conformal sets, which need a calibrator: add --conformal"),
+    (["--conformal", "{other}"], r"--conformal .*calib.json: conformal calibrator: calibrated on the classes "
+                                 r"\['happiness', 'neutral'.*but the model has \['neutral', 'happiness'"),
+    (["--conformal", "{calib}", "--alpha", "0.001"], r"--alpha: 0.001 is below the calibrated range "
+                                                     r"\[0.00249, 1\)"),
+    (["--conformal", "{calib}", "--alpha", "1.5"], r"expected a miscoverage level in \(0, 1\)"),
+    (["--conformal", "{absent}"], "conformal calibrator file not found"),
+])
+def test_conformal_flags_are_refused_before_any_inference(predictor, tmp_path, capsys, argv, message):
+    write_faces(tmp_path, ["a.png"])
+    paths = {"calib": _calibrator(tmp_path), "absent": str(tmp_path / "absent.json")}
+    (tmp_path / "other").mkdir()
+    paths["other"] = _calibrator(tmp_path / "other", class_names=["happiness", "neutral", *FERPLUS[2:]])
+    code = main([str(tmp_path / "a.png"), "--checkpoint", "x.pt", *[a.format(**paths) for a in argv]])
+    assert code == 2 and re.search(message, capsys.readouterr().err)
+    assert predictor.calls == []
+
+
+def test_a_calibrator_saved_by_the_evaluation_is_the_one_predict_reads(predictor, tmp_path, capsys):
+    from evaluation.calibration import main as evaluate
+
+    g = torch.Generator().manual_seed(0)
+    for split in ("valid", "test"):
+        probs = predictor.predict_batch(torch.randn(300, 3, 16, 16, generator=g), num_samples=20).probs.double()
+        np.savez(tmp_path / f"{split}.npz", probs=(probs / probs.sum(1, keepdim=True)).numpy(),
+                 labels=torch.multinomial(probs, 1, generator=g).squeeze(1).numpy(), class_names=np.array(FERPLUS))
+    calib = tmp_path / "calib.json"
+    assert evaluate(["--predictions", str(tmp_path / "test.npz"), "--calibrate-on", str(tmp_path / "valid.npz"),
+                     "--out", str(tmp_path / "eval"), "--formats", "png", "--conformal", "0.2",
+                     "--conformal-score", "lac", "--save-conformal", str(calib)]) == 0
+    write_faces(tmp_path / "faces", [f"{i}.png" for i in range(5)])
+    predictor.calls.clear()
+    assert main([str(tmp_path / "faces"), "--checkpoint", "x.pt", "--num-samples", "20", "--conformal", str(calib),
+                 "--csv", str(tmp_path / "out.csv")]) == 0
+    rows = list(csv.DictReader((tmp_path / "out.csv").open()))
+    assert len(rows) == 5 and all(r["set"].split("|")[0] == r["prediction"] for r in rows)
+    assert "80% set {" in capsys.readouterr().out

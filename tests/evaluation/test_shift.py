@@ -68,8 +68,28 @@ def test_predictions_mode_end_to_end(tmp_path, saved):
     assert "class-conditional (Mondrian)" in report
 
 
+def test_the_saved_calibrator_gives_the_sets_that_were_scored(tmp_path, saved, capsys):
+    from bayes_fer.conformal import ConformalCalibrator, coverage
+    from evaluation.predictions import load_predictions
+
+    out, calib = tmp_path / "eval", tmp_path / "calib.json"
+    assert main(["--predictions", str(saved["test"]), "--calibrate-on", str(saved["valid"]), "--out", str(out),
+                 "--conformal", "0.1", "0.2", "--conformal-score", "lac", "aps", "--save-conformal", str(calib),
+                 "--formats", "png"]) == 0
+    assert f"--conformal {calib} --alpha 0.1" in capsys.readouterr().out
+    calibrator = ConformalCalibrator.load(calib)
+    assert (calibrator.alpha, calibrator.score, calibrator.class_names) == (0.1, "lac", list(NAMES))
+    metrics = json.loads((out / "metrics.json").read_text())
+    test = load_predictions(saved["test"])
+    for alpha in (0.1, 0.2):  # one calibration answers both levels, as the separate fits did
+        assert coverage(calibrator.predict_sets(test.probs, alpha=alpha), test.labels) == \
+            metrics[f"conformal_coverage@{alpha:g}/lac"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--conformal", "0.1"], "--conformal needs validation predictions"),
+    (["--save-conformal", "c.json", "--calibrate-on", "v.npz"], "--save-conformal writes a fitted calibrator: add "
+                                                                 "--conformal ALPHA"),
     (["--conformal", "1.5", "--calibrate-on", "v.npz"], r"--conformal levels must lie in \(0, 1\)"),
     (["--ood-synthetic", "10"], "need --checkpoint; with --predictions use --ood-predictions"),
     (["--corruptions"], "need --checkpoint"),
