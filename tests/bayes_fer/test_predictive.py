@@ -61,7 +61,8 @@ def test_lowrank_checkpoint_exposes_its_covariance_factor(synthetic_checkpoints)
 
 
 def test_every_input_kind_gives_the_same_answer(predictor, tmp_path):
-    rgb = (np.random.default_rng(0).random((112, 112, 3)) * 255).astype(np.uint8)
+    side = predictor.image_size  # at the network's own side no input kind is resized
+    rgb = (np.random.default_rng(0).random((side, side, 3)) * 255).astype(np.uint8)
     Image.fromarray(rgb).save(tmp_path / "a.png")
     as_tensor = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255
     inputs = [as_tensor[None], [Image.fromarray(rgb)], [rgb], [tmp_path / "a.png"], tmp_path]
