@@ -29,8 +29,9 @@ def test_onnx_matches_torch_for_any_batch_size(exported):
 
     predictor = Predictor.pretrained(device="cpu")
     session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+    side = predictor.image_size
     for batch in (1, 3, 9):
-        x = torch.randn(batch, 3, 112, 112, generator=torch.Generator().manual_seed(batch))
+        x = torch.randn(batch, 3, side, side, generator=torch.Generator().manual_seed(batch))
         loc, log_var = session.run(["loc", "log_var"], {"images": x.numpy()})
         with torch.no_grad():
             out = head_output(predictor.net, x)
@@ -45,7 +46,9 @@ def test_metadata_turns_outputs_into_the_predictors_probabilities(exported):
     session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
     meta = {k: json.loads(v) for k, v in session.get_modelmeta().custom_metadata_map.items()}
     assert meta["class_names"] == predictor.class_names
-    x = torch.rand(4, 3, 112, 112, generator=torch.Generator().manual_seed(0))
+    assert meta["image_size"] == predictor.image_size
+    side = meta["image_size"]
+    x = torch.rand(4, 3, side, side, generator=torch.Generator().manual_seed(0))
     normalized = ((x - torch.tensor(meta["mean"])[:, None, None]) / torch.tensor(meta["std"])[:, None, None]).numpy()
     loc, log_var = session.run(None, {"images": normalized})
     # The README's recipe: Monte-Carlo E[softmax(z + log rates)], z ~ N(loc, exp(log_var)).
