@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from bayes_fer.predictive import Predictor
-from bayes_fer.training import elbo_loss, head_output
+from bayes_fer.training import elbo_loss
 from bayes_fer.vich import VICHModel
 from guides import BayesianHeadGuide, DeltaGuide, LowRankGuide, NormalGuide
 from tests.stand_ins import PixelNet
@@ -69,10 +69,10 @@ def _per_datum(nll: torch.Tensor, kl: torch.Tensor, beta: float) -> torch.Tensor
     return (N / B) * (nll + beta * kl).sum() / N
 
 
-def _loss(net, model: VICHModel, guide, batch: dict, beta: float) -> torch.Tensor:
+def _loss(model: VICHModel, guide, batch: dict, beta: float) -> torch.Tensor:
     """The negative ELBO per datum as the library computes it, on the seeded noise."""
     pyro.set_rng_seed(SEED)
-    return elbo_loss(model, guide, head_output(net, batch["image"]), batch, N)
+    return elbo_loss(model, guide, batch, N, kl_weight=beta)
 
 
 @pytest.mark.parametrize(("kind", "likelihood", "beta"), [
@@ -80,8 +80,8 @@ def _loss(net, model: VICHModel, guide, batch: dict, beta: float) -> torch.Tenso
     ("votes", "dirmult", 0.7), ("label", "categorical", 0.0)])
 def test_mean_field_normal(kind, likelihood, beta):
     net, batch = PixelNet(K), _batch(kind)
-    model = VICHModel(K, PRIOR_SCALE, beta, likelihood=likelihood, class_counts=COUNTS)
-    loss = _loss(net, model, NormalGuide(K, beta), batch, beta)
+    model = VICHModel(K, PRIOR_SCALE, likelihood=likelihood, class_counts=COUNTS)
+    loss = _loss(model, NormalGuide(K, net), batch, beta)
     with torch.no_grad():
         loc, scale, _ = _network(net, batch["image"])
         pyro.set_rng_seed(SEED)
@@ -93,10 +93,10 @@ def test_mean_field_normal(kind, likelihood, beta):
 def test_low_rank():
     beta, rank = 0.3, 2
     net, batch = PixelNet(K), _batch()
-    guide = LowRankGuide(K, E, rank, beta)
+    guide = LowRankGuide(K, E, rank, net)
     with torch.no_grad():
         guide.factor.weight.normal_(0, 0.2, generator=torch.Generator().manual_seed(4))
-    loss = _loss(net, VICHModel(K, PRIOR_SCALE, beta, class_counts=COUNTS), guide, batch, beta)
+    loss = _loss(VICHModel(K, PRIOR_SCALE, class_counts=COUNTS), guide, batch, beta)
     with torch.no_grad():
         loc, scale, features = _network(net, batch["image"])
         W = (features @ guide.factor.weight.T + guide.factor.bias).view(B, K, rank)  # (B, K, r)
@@ -115,8 +115,8 @@ def test_low_rank():
 @pytest.mark.parametrize("beta", [0.5, 0.0])
 def test_delta_scores_the_prior_density_of_its_point(beta):
     net, batch = PixelNet(K), _batch("votes")
-    model = VICHModel(K, PRIOR_SCALE, beta, likelihood="multinomial", class_counts=COUNTS)
-    loss = _loss(net, model, DeltaGuide(K, beta), batch, beta)
+    model = VICHModel(K, PRIOR_SCALE, likelihood="multinomial", class_counts=COUNTS)
+    loss = _loss(model, DeltaGuide(K, net), batch, beta)
     with torch.no_grad():
         loc, _, _ = _network(net, batch["image"])
         minus_log_prior = -torch.distributions.Normal(0.0, PRIOR_SCALE).log_prob(loc).sum(-1)
@@ -127,11 +127,11 @@ def test_delta_scores_the_prior_density_of_its_point(beta):
 def test_bayesian_head_counts_the_weights_kl_once_per_data_set():
     beta, head_prior = 0.3, 2.0
     net, batch = PixelNet(K), _batch()
-    guide = BayesianHeadGuide(K, E, beta)
+    guide = BayesianHeadGuide(K, E, net=net)
     with torch.no_grad():
         guide.weight_log_scale.fill_(math.log(0.3))
-    model = VICHModel(K, PRIOR_SCALE, beta, class_counts=COUNTS, head_shape=(K, E + 1), head_prior_scale=head_prior)
-    loss = _loss(net, model, guide, batch, beta)
+    model = VICHModel(K, PRIOR_SCALE, class_counts=COUNTS, head_shape=(K, E + 1), head_prior_scale=head_prior)
+    loss = _loss(model, guide, batch, beta)
     with torch.no_grad():
         _, scale, features = _network(net, batch["image"])
         M, S = guide.weight_loc, guide.weight_log_scale.exp()
