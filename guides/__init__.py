@@ -1,4 +1,8 @@
-"""Amortized variational families for VICH's latent expression intensities."""
+"""Amortized variational families for VICH's latent expression intensities.
+
+VICH is an amortized variational information bottleneck on the class intensities; each
+guide here is its encoder q(z | x): it owns the network, runs it once per call and samples z.
+"""
 from __future__ import annotations
 
 from torch import nn
