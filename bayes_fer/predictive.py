@@ -5,10 +5,13 @@
     >>> result = predictor(["face.png"], num_samples=200)
     >>> result.class_names[result.prediction[0]], result.probs[0], result.scale[0]
 
-The network runs once per image; Monte-Carlo draws of the latent intensities come from the
-guide through ``pyro.infer.Predictive``, vectorized over draws, so S = 1000 costs about
-what S = 1 does. Draws are taken in chunks of at most :data:`MAX_DRAW_ELEMENTS` draw-class
-values, so memory stays bounded for any number of draws.
+The guide runs the network once per image (``guide.encode``); Monte-Carlo draws of the
+latent intensities come from its q(z | x) over that one pass, vectorized over draws, so
+S = 1000 costs about what S = 1 does. Each draw's probabilities are the model's ``probs``
+site, softmax(z + log base rates): what ``pyro.infer.Predictive(model, guide=guide,
+return_sites=["probs"])(x)`` draws too, but that would run the network again for the
+posterior means and spreads. Draws are taken in chunks of at most
+:data:`MAX_DRAW_ELEMENTS` draw-class values, so memory stays bounded for any number of draws.
 
 One prediction rule serves every consumer: a face's predicted class is the argmax of its
 posterior-predictive probabilities ``probs``; ``prediction``, the readout, ``topk`` and the
@@ -25,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from pyro.infer import Predictive
 
 from bayes_fer import checkpoint as ckpt_io
 from bayes_fer.data.transforms import eval_transform
@@ -35,8 +37,8 @@ from bayes_fer.conformal import ConformalCalibrator
 from bayes_fer.expression_sets import ConformalSets
 from bayes_fer.results import PredictionResult, concat_results, result_row
 from bayes_fer.training.builder import build_network, build_vich, config_from_dict
-from bayes_fer.training.loop import head_output, resolve_device
-from bayes_fer.vich import LATENT, PROBS, HeadOutput, VICHModel
+from bayes_fer.training.loop import resolve_device
+from bayes_fer.vich import HeadOutput, VICHModel
 from guides import AmortizedGuide, BayesianHeadGuide, DeltaGuide, LowRankGuide, NormalGuide, bounded_scale
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -59,7 +61,8 @@ class Predictor(ConformalSets):
 
     Args:
         net: the POSTER network.
-        guide: the amortized guide it was trained with.
+        guide: the amortized guide it was trained with; the guide owns the network and runs
+            it, so a guide built without one gets ``net``.
         class_names: the K class names.
         image_size: side of the network input the data transforms produce.
         device: where the network runs.
@@ -80,8 +83,12 @@ class Predictor(ConformalSets):
                  conformal: ConformalCalibrator | str | os.PathLike | None = None) -> None:
         if len(class_names) != net.num_classes:
             raise ValueError(f"{len(class_names)} class names given for a {net.num_classes}-class network")
+        if guide.net is None:
+            guide.net = net
+        elif guide.net is not net:
+            raise ValueError(f"the {type(guide).__name__} given already encodes with another network; pass that "
+                             "network, or a guide built without one")
         self.device = resolve_device(device) if isinstance(device, str) else device
-        self.net = net.to(self.device).eval()
         self.guide = guide.to(self.device).eval()
         self.model = (model or VICHModel(net.num_classes)).to(self.device).eval()
         self.model.set_prediction_prior(class_prior)
@@ -90,6 +97,11 @@ class Predictor(ConformalSets):
         self.eval_transform = eval_transform(image_size)
         self.data_config = dict(data_config or {"dataset": None, "label_mode": "majority", "image_size": image_size})
         self.conformal = conformal
+
+    @property
+    def net(self) -> PosterNet:
+        """The network, which the guide owns and runs."""
+        return self.guide.net
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto", *, class_names: Sequence[str] | None = None,
@@ -110,7 +122,7 @@ class Predictor(ConformalSets):
             net = build_network(config, len(raw["class_names"]), load_weights=False)
             net.load_state_dict(raw["model"])
             model, guide = build_vich(config, net)
-            guide.load_state_dict(raw["guide"])
+            guide.load_state_dict_without_net(raw["guide"])
             if "vich" in raw:  # the trained prior and class base rates (checkpoints since the vote likelihoods)
                 model.load_state_dict(raw["vich"])
             return cls(net, guide, raw["class_names"], raw["data"]["image_size"], device, raw["data"], model, class_prior,
@@ -148,7 +160,7 @@ class Predictor(ConformalSets):
         """Query an already-normalized batch (B, 3, S, S), as the datasets yield it."""
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        out = head_output(self.net, images.to(self.device))
+        out = self.guide.encode(images.to(self.device))  # the one network pass
         if out.log_var is None and not isinstance(self.guide, DeltaGuide):
             raise ValueError("this network has a deterministic head; it needs a Delta guide")
         K = len(self.class_names)
@@ -156,14 +168,14 @@ class Predictor(ConformalSets):
         if isinstance(self.guide, BayesianHeadGuide):
             probs, mean_draw_entropy, epistemic, kept = self._bayesian_head_draws(out, num_samples, return_samples)
         else:
+            q = self.guide.posterior(out)
             chunk = max(1, MAX_DRAW_ELEMENTS // (out.batch_size * K))
             prob_sum = torch.zeros(out.batch_size, K, device=self.device)
             entropy_sum = torch.zeros(out.batch_size, device=self.device)
             for start in range(0, num_samples, chunk):
                 size = min(chunk, num_samples - start)
-                predictive = Predictive(self.model, guide=self.guide, num_samples=size, parallel=True,
-                                        return_sites=[LATENT, PROBS])
-                draws = predictive(out)[PROBS].reshape(size, out.batch_size, K).float()  # (S_chunk, B, K)
+                z = q.sample((size,))  # (S_chunk, B, K)
+                draws = self.model.predictive_logits(z).softmax(-1).float()  # the model's probs site
                 prob_sum += draws.sum(0)
                 entropy_sum += _entropy(draws).sum(0)
                 if return_samples:

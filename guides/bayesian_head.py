@@ -8,6 +8,9 @@ mean-field Normal posterior q(W) in this guide:
     W ~ q(W) = Normal(M, diag(S^2))                          global, one draw per step
     z_i ~ q(z_i | x_i, W) = Normal(W [f(x_i); 1], sigma(x_i)^2)   per face, as the paper's guide
 
+where f(x_i) are the network's features and sigma(x_i) its VICH head's spread, from the one
+network pass the guide runs (the network's own intensity means go unused).
+
 Predictions then vary with W (epistemic) and with z given W (aleatoric: how mixed the
 expression is), and the predictive mutual information splits into those two parts.
 """
@@ -31,12 +34,15 @@ class BayesianHeadGuide(NormalGuide):
     Args:
         num_classes: K.
         feature_dim: E, the width of the features the head reads.
-        kl_weight: beta of the intensities' KL (the weights' KL always counts fully).
         init_scale: starting posterior standard deviation of every weight.
+        net: the network, as for :class:`~guides.base.AmortizedGuide`.
+
+    The KL weight beta the guide is called with weighs the intensities' KL; the weights' KL
+    always counts fully, once per data set.
     """
 
-    def __init__(self, num_classes: int, feature_dim: int, kl_weight: float = 1.0, init_scale: float = 1e-2) -> None:
-        super().__init__(num_classes, kl_weight)
+    def __init__(self, num_classes: int, feature_dim: int, init_scale: float = 1e-2, net: nn.Module | None = None) -> None:
+        super().__init__(num_classes, net)
         if not (init_scale > 0 and math.isfinite(init_scale)):
             raise ValueError(f"init_scale must be a finite number > 0, got {init_scale}")
         self.feature_dim = feature_dim
@@ -71,11 +77,14 @@ class BayesianHeadGuide(NormalGuide):
         loc = self.intensity_mean(out, self.weight_loc if weights is None else weights)
         return dist.Normal(loc, bounded_scale(self._require_log_var(out))).to_event(1)
 
-    def forward(self, out, labels=None, targets=None, subsample=None, size=None, votes=None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, *, targets: torch.Tensor | None = None,
+                votes: torch.Tensor | None = None, subsample: torch.Tensor | None = None, size: int | None = None,
+                kl_weight: float = 1.0) -> torch.Tensor:
+        """Draw W ~ q(W), encode the faces x, and sample z ~ q(z | x, W) inside the data plate."""
         weights = pyro.sample(HEAD_WEIGHTS, self.weight_posterior())
-        q = self.posterior(out, weights)
-        with data_plate(out.batch_size, subsample, size), kl_weighting(self.kl_weight):
-            return pyro.sample(LATENT, q)
+        out = self.encode(x)
+        with data_plate(out.batch_size, subsample, size), kl_weighting(kl_weight):
+            return pyro.sample(LATENT, self.posterior(out, weights))
 
     def mean(self, out: HeadOutput) -> torch.Tensor:
         return self.intensity_mean(out, self.weight_loc)

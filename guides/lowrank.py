@@ -15,17 +15,17 @@ class LowRankGuide(AmortizedGuide):
     """q(z | x) = N(mu(x), W(x) W(x)^T + diag(sigma(x)^2)) with W of rank r.
 
     The diagonal and the mean come from the network's VICH head; W comes from a linear map of
-    the network's features, initialised at zero so training starts from the mean-field guide.
+    the same pass's features, initialised at zero so training starts from the mean-field guide.
 
     Args:
         num_classes: K.
         feature_dim: width of the features the network's head reads.
         rank: r, the rank of the covariance factor.
-        kl_weight: beta.
+        net: the network, as for :class:`AmortizedGuide`.
     """
 
-    def __init__(self, num_classes: int, feature_dim: int, rank: int = 2, kl_weight: float = 1.0) -> None:
-        super().__init__(num_classes, kl_weight)
+    def __init__(self, num_classes: int, feature_dim: int, rank: int = 2, net: nn.Module | None = None) -> None:
+        super().__init__(num_classes, net)
         if not 1 <= rank <= num_classes:
             raise ValueError(f"rank must be between 1 and K={num_classes}, got {rank}")
         self.rank = rank

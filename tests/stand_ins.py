@@ -1,8 +1,10 @@
-"""A real :class:`~bayes_fer.predictive.Predictor` around a network small enough for many faces.
+"""Networks with the POSTER interface for the guides to encode with, and a real
+:class:`~bayes_fer.predictive.Predictor` around one small enough for many faces.
 
-The network keeps the POSTER interface (``forward_features`` then a VICH ``head`` giving
-intensity means and log-variances) but reads only 4x4 average-pooled pixels, so a thousand
-faces take a second; its random weights give varied, uncertain predictions.
+Both keep the interface (``forward_features`` then a VICH ``head`` giving intensity means
+and log-variances). :class:`PixelNet` reads only 4x4 average-pooled pixels, so a thousand
+faces take a second, and its random weights give varied, uncertain predictions;
+:class:`FixedNet` returns given outputs whatever the faces, for values worked out by hand.
 """
 from __future__ import annotations
 
@@ -35,6 +37,22 @@ class PixelNet(nn.Module):
 
     def head(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return 3 * self.loc_head(features), self.log_var_head(features)
+
+
+class FixedNet(nn.Module):
+    """A network whose outputs for a batch are given: intensity means, log-variances, features."""
+
+    def __init__(self, loc: torch.Tensor, log_var: torch.Tensor | None, features: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.num_classes = loc.shape[1]
+        self.loc, self.log_var = loc, log_var
+        self.features = features if features is not None else torch.zeros(loc.shape[0], 1)
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.features
+
+    def head(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.loc, self.log_var
 
 
 def pixel_predictor(class_names: Sequence[str] = FERPLUS, guide: str = "normal", seed: int = 0) -> Predictor:

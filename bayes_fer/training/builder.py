@@ -85,10 +85,11 @@ def map_head_classes(state_dict: dict, source: Sequence[str], target: Sequence[s
 
 
 def build_vich(config: TrainConfig, net: PosterNet, class_counts=None) -> tuple[VICHModel, AmortizedGuide]:
-    """The Pyro model and guide, sharing one KL weight.
+    """The Pyro model and the guide that encodes faces with ``net``.
 
     ``class_counts`` (training faces per class) set the base rates when ``config.class_prior``
-    is ``"train"``; a checkpoint's model state restores them otherwise.
+    is ``"train"``; a checkpoint's model state restores them otherwise. The KL weight is no
+    part of either: the objective passes ``config.kl_weight`` to both calls.
     """
     if not net.config.variational and config.guide != "delta":
         raise ValueError(
@@ -98,12 +99,11 @@ def build_vich(config: TrainConfig, net: PosterNet, class_counts=None) -> tuple[
     if config.class_prior == "train" and class_counts is None:
         class_counts = torch.ones(net.num_classes)  # a placeholder: load_state_dict restores the real rates
     K, E = net.num_classes, net.config.embed_dim
-    model = VICHModel(K, config.prior_scale, config.kl_weight, likelihood=config.likelihood,
+    model = VICHModel(K, config.prior_scale, likelihood=config.likelihood,
                       class_counts=class_counts if config.class_prior == "train" else None,
                       learn_prior_scale=config.learn_prior_scale,
                       head_shape=(K, E + 1) if config.bayesian_head else None, head_prior_scale=config.head_prior_scale)
-    guide = create_guide(config.guide, K, E, rank=config.rank, kl_weight=config.kl_weight,
-                         bayesian_head=config.bayesian_head)
+    guide = create_guide(config.guide, K, E, rank=config.rank, bayesian_head=config.bayesian_head, net=net)
     if config.bayesian_head:
         guide.init_from_linear(net.head.fc_loc)  # from init_from's trained head, when there is one
     return model, guide

@@ -27,11 +27,12 @@ from bayes_fer.training.config import LR_SCHEDULES, TrainConfig, preset
 from bayes_fer.training.data import EpochOrder, SeededSamples, epoch_order, load_splits
 from bayes_fer.training.device import resolve_device
 from bayes_fer.training.logs import MetricsLogger
-from bayes_fer.training.metrics import evaluate, head_output, progress
+from bayes_fer.training.metrics import evaluate, progress
 from bayes_fer.training.objective import elbo_loss, make_schedules
 from bayes_fer.training.resume import check_resumable, saved_config
 from bayes_fer.training.state import get_rng_state, set_rng_state
 from bayes_fer.vich import CLASS_PRIORS, LIKELIHOODS
+from guides.base import ENCODER
 
 #: Steps timed before judging whether --max-minutes allows one epoch (the first step is a warm-up).
 TIMED_STEPS = 3
@@ -47,7 +48,7 @@ def clock() -> float:
 
 
 class Trainer:
-    """Owns one run: data, network, model, guide, optimizer, schedules, logs and checkpoints.
+    """Owns one run: data, model, guide (which owns the network), optimizer, schedules, logs and checkpoints.
 
     Args:
         config: the run's settings; checked first (ranges, names, device).
@@ -88,15 +89,16 @@ class Trainer:
         if splits.valid_split == "test":
             print(f"{config.dataset} ships no validation split: validating on the test split, as the paper does")
         self.class_names = tuple(self.train_set.class_names)
-        self.net = build_network(config, len(self.class_names), load_weights=not resume,
-                                 class_names=self.class_names).to(self.device)
-        self.model, self.guide = build_vich(config, self.net, self._class_counts())
+        net = build_network(config, len(self.class_names), load_weights=not resume, class_names=self.class_names)
+        self.model, self.guide = build_vich(config, net, self._class_counts())  # the guide owns the network
         self.model.to(self.device)
         self.guide.to(self.device)
         if config.train_head_only:
-            for name, p in self.net.named_parameters():
+            for name, p in net.named_parameters():
                 p.requires_grad_(name.startswith("head."))
-        self.params = [p for m in (self.net, self.model, self.guide) for p in m.parameters() if p.requires_grad]
+        # The network's parameters, the model's, then the guide's own: the order optimizer checkpoints keep.
+        guide_own = [p for name, p in self.guide.named_parameters() if not name.startswith(f"{ENCODER}.")]
+        self.params = [p for p in (*net.parameters(), *self.model.parameters(), *guide_own) if p.requires_grad]
         self._validated = False  # Pyro's argument checks have run on a step of this run
         fused = self.device.type == "cuda"
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None)
@@ -108,7 +110,9 @@ class Trainer:
         self.steps_per_epoch = n // config.batch_size if n > config.batch_size else 1
         # Stepped per step (warm-up, or warm-up and cosine annealing) and per epoch (the paper's decay).
         self.warmup, self.decay = self._schedules()
-        self.features_fn = torch.compile(self.net.forward_features) if config.compile else None
+        self.guide.bf16 = config.bf16
+        if config.compile:
+            self.guide.features_fn = torch.compile(net.forward_features)
         self.elbo = TraceMeanField_ELBO()
         if state is not None:
             self._load(state, self.out / "last.pt")
@@ -127,15 +131,16 @@ class Trainer:
     def _state(self) -> dict:
         return {
             "format": ckpt_io.FORMAT,
-            "model": self.net.state_dict(),
-            "guide": self.guide.state_dict(),
+            # The network's tensors under "model", as before the guide owned it: old checkpoints still load.
+            "model": self.guide.net.state_dict(),
+            "guide": self.guide.state_dict_without_net(),
             "vich": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "warmup": self.warmup.state_dict(),
             "decay": self.decay.state_dict(),
             "rng": get_rng_state(),
             "config": dataclasses.asdict(self.config),
-            "model_config": _plain(dataclasses.asdict(self.net.config)),
+            "model_config": _plain(dataclasses.asdict(self.guide.net.config)),
             "class_names": list(self.class_names),
             "data": {"dataset": self.config.dataset, "label_mode": self.config.label_mode, "image_size": self.config.image_size},
             "epoch": self.epoch,
@@ -158,8 +163,8 @@ class Trainer:
             raise ValueError(f"{path} was made with {state['steps_per_epoch']} steps per epoch, this data gives "
                              f"{self.steps_per_epoch}: the training split changed since that run")
         try:
-            self.net.load_state_dict(state["model"])
-            self.guide.load_state_dict(state["guide"])
+            self.guide.net.load_state_dict(state["model"])
+            self.guide.load_state_dict_without_net(state["guide"])
             self.model.load_state_dict(state["vich"])
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as e:
@@ -200,8 +205,8 @@ class Trainer:
         )
 
     def _loss(self, batch: dict) -> torch.Tensor:
-        out = head_output(self.net, batch["image"], self.config.bf16, self.features_fn)
-        return elbo_loss(self.model, self.guide, out, batch, len(self.train_set), self.elbo)
+        return elbo_loss(self.model, self.guide, batch, len(self.train_set), kl_weight=self.config.kl_weight,
+                         elbo=self.elbo)
 
     def _diverged(self, what: str) -> TrainingDiverged:
         return TrainingDiverged(
@@ -305,7 +310,8 @@ class Trainer:
         while self.epoch < cfg.epochs and stop is None:
             # A head fitted to a trained network leaves the frozen layers' BatchNorm statistics
             # and dropout as they were: the network runs in eval mode (the head has neither).
-            self.net.train(not cfg.train_head_only)
+            self.guide.train()
+            self.guide.net.train(not cfg.train_head_only)
             n = self.steps_per_epoch
             bar = progress(self._train_loader(), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
             total, seen, seconds = self.tally
@@ -356,7 +362,7 @@ class Trainer:
         """Validate the epoch just trained, keep the best checkpoint, log, and checkpoint again."""
         cfg = self.config
         total, seen, seconds = self.tally
-        valid = evaluate(self.net, self.guide, self._loader(self.valid_set), self.device, model=self.model)
+        valid = evaluate(self.guide, self._loader(self.valid_set), self.device, model=self.model)
         metrics = {f"valid/{k}": v for k, v in valid.items()}
         metrics.update({"epoch": self.epoch, "step": self.step, "train/loss": total / max(seen, 1),
                         "train/images_per_s": seen / max(seconds, 1e-9), "lr": self.optimizer.param_groups[0]["lr"]})
@@ -384,10 +390,10 @@ class Trainer:
         if not path.exists():
             path = self.out / "last.pt"
         state = ckpt_io.load(path, map_location=self.device)
-        self.net.load_state_dict(state["model"])
-        self.guide.load_state_dict(state["guide"])
+        self.guide.net.load_state_dict(state["model"])
+        self.guide.load_state_dict_without_net(state["guide"])
         self.model.load_state_dict(state["vich"])
-        result = evaluate(self.net, self.guide, self._loader(self.test_set), self.device, "test", self.model)
+        result = evaluate(self.guide, self._loader(self.test_set), self.device, "test", self.model)
         metrics = {f"test/{k}": v for k, v in result.items()}
         metrics.update({"best_epoch": state["epoch"], "test/size": len(self.test_set), "tested": path.name})
         if math.isfinite(state["best_metric"]):
@@ -417,4 +423,4 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     return Trainer(config, resume=resume, overwrite=overwrite).fit()
 
 
-__all__ = ["Trainer", "TrainingDiverged", "elbo_loss", "evaluate", "head_output", "preset", "resolve_device", "train"]
+__all__ = ["Trainer", "TrainingDiverged", "elbo_loss", "evaluate", "preset", "resolve_device", "train"]

@@ -7,19 +7,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from bayes_fer.models import PosterNet
-from bayes_fer.vich import HeadOutput, VICHModel
+from bayes_fer.vich import VICHModel
 from guides import AmortizedGuide
-
-
-def head_output(net: PosterNet, images: torch.Tensor, bf16: bool = False, features_fn=None) -> HeadOutput:
-    """Run the network once: features under optional bf16 autocast, the head in fp32."""
-    fn = features_fn or net.forward_features
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16 and images.is_cuda):
-        features = fn(images)
-    features = features.float()
-    loc, log_var = net.head(features)
-    return HeadOutput(loc, log_var, features)
 
 
 def progress(iterable, **kwargs) -> tqdm:
@@ -29,14 +18,14 @@ def progress(iterable, **kwargs) -> tqdm:
 
 
 @torch.no_grad()
-def evaluate(net: PosterNet, guide: AmortizedGuide, loader: DataLoader, device: torch.device, desc: str = "eval",
+def evaluate(guide: AmortizedGuide, loader: DataLoader, device: torch.device, desc: str = "eval",
              model: VICHModel | None = None) -> dict:
     """Accuracy by the paper's rule (argmax of the intensity mean), balanced accuracy, NLL and
     ECE of softmax(mean), under the model's prediction prior (the training base rates)."""
-    net.eval()
+    guide.eval()
     probs, labels = [], []
     for batch in progress(loader, desc=desc, leave=False, unit="batch"):
-        out = head_output(net, batch["image"].to(device, non_blocking=True))
+        out = guide.encode(batch["image"].to(device, non_blocking=True))
         loc = guide.mean(out).float()
         logits = model.predictive_logits(loc) if model is not None else loc
         probs.append(logits.softmax(-1).cpu())

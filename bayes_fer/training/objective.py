@@ -7,29 +7,31 @@ import torch
 from pyro.infer import TraceMeanField_ELBO
 
 from bayes_fer.training.config import TrainConfig
-from bayes_fer.vich import HeadOutput, VICHModel
+from bayes_fer.vich import VICHModel
 from guides import AmortizedGuide
 
 
 def elbo_loss(
     model: VICHModel,
     guide: AmortizedGuide,
-    out: HeadOutput,
     batch: dict,
     dataset_size: int,
+    *,
+    kl_weight: float = 1.0,
     elbo: TraceMeanField_ELBO | None = None,
 ) -> torch.Tensor:
     """Negative ELBO per datum: mean over the batch of CE(sampled z) + beta * KL.
 
-    The plate scales the minibatch's log-densities by N / B, so dividing by N gives the
-    per-datum value whatever the batch size.
+    ``model`` and ``guide`` get the same arguments: the faces and labels of ``batch``, where
+    the minibatch lies among the N = ``dataset_size`` faces, and beta = ``kl_weight``. The
+    guide runs the network once; the plate scales the minibatch's log-densities by N / B, so
+    dividing by N gives the per-datum value whatever the batch size.
     """
-    if model.kl_weight != guide.kl_weight:
-        raise ValueError(f"model and guide disagree on the KL weight ({model.kl_weight} against {guide.kl_weight}); "
-                         "build both with training.builder.build_vich")
     elbo = elbo or TraceMeanField_ELBO()
-    args = (out, batch["label"], batch.get("target"), batch["index"], dataset_size, batch.get("votes"))
-    return elbo.differentiable_loss(model, guide, *args) / dataset_size
+    loss = elbo.differentiable_loss(model, guide, batch["image"], batch["label"], targets=batch.get("target"),
+                                    votes=batch.get("votes"), subsample=batch["index"], size=dataset_size,
+                                    kl_weight=kl_weight)
+    return loss / dataset_size
 
 
 def make_schedules(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int

@@ -25,7 +25,6 @@ def exported(tmp_path_factory):
 
 def test_onnx_matches_torch_for_any_batch_size(exported):
     from bayes_fer.predictive import Predictor
-    from bayes_fer.training.loop import head_output
 
     predictor = Predictor.pretrained(device="cpu")
     session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
@@ -34,7 +33,7 @@ def test_onnx_matches_torch_for_any_batch_size(exported):
         x = torch.randn(batch, 3, side, side, generator=torch.Generator().manual_seed(batch))
         loc, log_var = session.run(["loc", "log_var"], {"images": x.numpy()})
         with torch.no_grad():
-            out = head_output(predictor.net, x)
+            out = predictor.guide.encode(x)
         np.testing.assert_allclose(loc, out.loc.numpy(), atol=1e-4, rtol=0)
         np.testing.assert_allclose(log_var, out.log_var.clamp(-10, 10).numpy(), atol=1e-4, rtol=0)
 

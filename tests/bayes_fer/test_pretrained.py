@@ -28,6 +28,10 @@ def test_packaged_model_loads_in_float32_with_its_base_rates():
             assert value.dtype == torch.float32
             assert torch.equal(value, packed["model"][key].float()), key
     assert torch.equal(predictor.model.log_base_rates, packed["vich"]["log_base_rates"])
+    # The network the guide owns is saved under "model", as before the guide owned it; "guide" keeps the rest.
+    assert predictor.net is predictor.guide.net
+    assert set(packed["guide"]) == set(predictor.guide.state_dict_without_net())
+    assert {f"net.{k}" for k in packed["model"]} <= set(predictor.guide.state_dict())
     assert predictor.class_names[:2] == ["neutral", "happiness"] and len(predictor.class_names) == 8
     assert pretrained.pretrained_path().stat().st_size < 25 * 2**20
     assert torch.equal(predictor.model.log_prediction_rates, predictor.model.log_base_rates)

@@ -50,13 +50,13 @@ def test_plain_pyro_program_trains_after_our_imports_and_calls():
     import guides  # noqa: F401
     from bayes_fer.training.builder import build_vich
     from bayes_fer.training.config import TrainConfig
-    from bayes_fer.training.loop import elbo_loss, head_output
+    from bayes_fer.training.loop import elbo_loss
     from bayes_fer import create_model
 
     # Run our own SVI loss first: its scope must end with the call.
     net = create_model("poster_var_tiny", num_classes=3)
     model, guide = build_vich(TrainConfig(), net)
     batch = {"image": torch.randn(2, 3, 112, 112), "label": torch.tensor([0, 2]), "index": torch.arange(2)}
-    assert torch.isfinite(elbo_loss(model, guide, head_output(net, batch["image"]), batch, 10))
+    assert torch.isfinite(elbo_loss(model, guide, batch, 10))
     assert pyro.settings.get("module_local_params") is False
     assert abs(_fit_plain_pyro_regression() - 2.0) < 0.1

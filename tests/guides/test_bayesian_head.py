@@ -11,26 +11,30 @@ from torch.distributions import kl_divergence
 
 from bayes_fer.predictive import Predictor
 from bayes_fer.training import elbo_loss
-from bayes_fer.vich import HEAD_WEIGHTS, LATENT, HeadOutput, VICHModel
+from bayes_fer.vich import HEAD_WEIGHTS, LATENT, VICHModel
 from guides import BayesianHeadGuide, create_guide
+from tests.stand_ins import FixedNet
 
 B, K, E = 6, 4, 5
+FACES = torch.zeros(B, 3, 16, 16)
 
 
-def _out() -> HeadOutput:
+def _net() -> FixedNet:
+    """Features to map; the network's own intensity means (zeros) go unused."""
     g = torch.Generator().manual_seed(0)
-    return HeadOutput(torch.zeros(B, K), torch.full((B, K), -4.0), torch.randn(B, E, generator=g))
+    return FixedNet(torch.zeros(B, K), torch.full((B, K), -4.0), torch.randn(B, E, generator=g))
 
 
 def _guide(weight_scale: float) -> BayesianHeadGuide:
-    guide = BayesianHeadGuide(K, E)
+    guide = BayesianHeadGuide(K, E, net=_net())
     with torch.no_grad():
         guide.weight_log_scale.fill_(math.log(weight_scale))
     return guide
 
 
 def test_intensity_means_are_the_head_map_of_the_features():
-    guide, out = _guide(0.1), _out()
+    guide = _guide(0.1)
+    out = guide.encode(FACES)
     linear = nn.Linear(E, K)
     guide.init_from_linear(linear)
     assert torch.allclose(guide.mean(out), linear(out.features), atol=1e-6)
@@ -41,14 +45,15 @@ def test_intensity_means_are_the_head_map_of_the_features():
 
 
 def test_elbo_adds_the_weights_kl_once_per_data_set():
-    out, N = _out(), 50
-    batch = {"label": torch.tensor([0, 1, 2, 3, 0, 1]), "index": torch.arange(B)}
+    N = 50
+    batch = {"image": FACES, "label": torch.tensor([0, 1, 2, 3, 0, 1]), "index": torch.arange(B)}
     guide = _guide(0.3)
-    model = VICHModel(K, kl_weight=1.0, head_shape=(K, E + 1), head_prior_scale=2.0)
+    out = guide.encode(FACES)
+    model = VICHModel(K, head_shape=(K, E + 1), head_prior_scale=2.0)
     pyro.set_rng_seed(5)
-    loss = elbo_loss(model, guide, out, batch, N)
+    loss = elbo_loss(model, guide, batch, N, kl_weight=1.0)
     pyro.set_rng_seed(5)  # the ELBO runs the guide first: replaying it gives the same draws
-    trace = pyro.poutine.trace(guide).get_trace(out, batch["label"], None, batch["index"], N)
+    trace = pyro.poutine.trace(guide).get_trace(FACES, batch["label"], subsample=batch["index"], size=N)
     w, z = trace.nodes[HEAD_WEIGHTS]["value"], trace.nodes[LATENT]["value"]
     kl_w = kl_divergence(guide.weight_posterior(), pyro.distributions.Normal(torch.zeros(K, E + 1), 2.0).to_event(2))
     p_z = pyro.distributions.Normal(torch.zeros(K), 1.0).expand([B, K]).to_event(1)

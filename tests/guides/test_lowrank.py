@@ -10,17 +10,21 @@ from torch.distributions import Independent, Normal, kl_divergence
 from bayes_fer.training import elbo_loss
 from bayes_fer.vich import LATENT, HeadOutput, VICHModel
 from guides import LowRankGuide
+from tests.stand_ins import FixedNet
 
 B, K, E, R = 3, 7, 10, 2
+FACES = torch.zeros(B, 3, 16, 16)
 
 
 def _guide_and_out(factor_scale: float = 0.5) -> tuple[LowRankGuide, HeadOutput]:
+    """The guide over a network with fixed outputs, and those outputs."""
     g = torch.Generator().manual_seed(0)
-    guide = LowRankGuide(K, E, rank=R)
+    weight = factor_scale * torch.randn(K * R, E, generator=g)
+    net = FixedNet(torch.randn(B, K, generator=g), torch.randn(B, K, generator=g) - 1, torch.randn(B, E, generator=g))
+    guide = LowRankGuide(K, E, rank=R, net=net)
     with torch.no_grad():
-        guide.factor.weight.copy_(factor_scale * torch.randn(K * R, E, generator=g))
-    out = HeadOutput(torch.randn(B, K, generator=g), torch.randn(B, K, generator=g) - 1, torch.randn(B, E, generator=g))
-    return guide, out
+        guide.factor.weight.copy_(weight)
+    return guide, guide.encode(FACES)
 
 
 def _dense_kl64(loc, W, d, m, s) -> torch.Tensor:
@@ -40,7 +44,7 @@ def test_samples_reproduce_mean_and_low_rank_plus_diagonal_covariance():
     pyro.set_rng_seed(1)
     n = 200_000
     with pyro.plate("draws", n, dim=-2):
-        z = guide(out)  # (n, B, K)
+        z = guide(FACES)  # (n, B, K)
     expected_cov = W @ W.mT + torch.diag_embed(d)
     centred = z - z.mean(0)
     cov = torch.einsum("nbi,nbj->bij", centred, centred) / (n - 1)  # (B, K, K)
@@ -82,22 +86,22 @@ def test_kl_with_large_factor_over_tiny_diagonal_is_finite_and_exact_in_fp32():
 
 
 def test_the_covariance_factor_changes_the_loss():
-    guide, out = _guide_and_out(0.0)
+    guide, _ = _guide_and_out(0.0)
     model = VICHModel(K)
-    batch = {"label": torch.tensor([0, 3, 6]), "index": torch.arange(B)}
+    batch = {"image": FACES, "label": torch.tensor([0, 3, 6]), "index": torch.arange(B)}
     elbo = pyro.infer.TraceMeanField_ELBO(num_particles=2000, vectorize_particles=True, max_plate_nesting=1)
     pyro.set_rng_seed(3)
-    flat = elbo_loss(model, guide, out, batch, 10, elbo)
+    flat = elbo_loss(model, guide, batch, 10, elbo=elbo)
     with torch.no_grad():
         guide.factor.weight.normal_(0, 1.0)
     pyro.set_rng_seed(3)
-    correlated = elbo_loss(model, guide, out, batch, 10, elbo)
+    correlated = elbo_loss(model, guide, batch, 10, elbo=elbo)
     assert (correlated - flat).abs() > 0.05
 
 
 def test_guide_samples_at_the_latent_site_inside_the_data_plate():
-    guide, out = _guide_and_out()
-    trace = poutine.trace(guide).get_trace(out)
+    guide, _ = _guide_and_out()
+    trace = poutine.trace(guide).get_trace(FACES)
     site = trace.nodes[LATENT]
     assert site["value"].shape == (B, K)
     assert [f.name for f in site["cond_indep_stack"]] == ["data"]

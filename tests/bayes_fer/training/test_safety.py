@@ -16,6 +16,7 @@ from bayes_fer.training.checks import check_config
 from bayes_fer.training.data import load_splits
 from bayes_fer.training.device import resolve_device
 from bayes_fer.training.resume import resume_config
+from guides import AmortizedGuide
 from tests.bayes_fer.data.layouts import make_class_folders, make_ferplus, make_rafdb, write_corrupt
 from tests.bayes_fer.training.test_config import _svi_train
 from tests.conftest import require_shared
@@ -251,13 +252,13 @@ def test_the_library_checks_the_same_ranges_and_the_device():
 
 # -- late failures become early or harmless ---------------------------------------------------------
 def test_divergence_on_the_cpu_is_training_diverged_not_a_constraint_dump(tmp_path, monkeypatch, capsys):
-    real = loop.head_output
+    real = AmortizedGuide.encode
 
-    def nan_head(*args, **kwargs):
-        out = real(*args, **kwargs)
+    def nan_head(guide, x):
+        out = real(guide, x)
         return type(out)(out.loc * float("nan"), out.log_var, out.features)
 
-    monkeypatch.setattr(loop, "head_output", nan_head)
+    monkeypatch.setattr(AmortizedGuide, "encode", nan_head)
     with pytest.raises(TrainingDiverged, match=r"not finite at epoch 1, step 0.*lower --lr"):
         Trainer(TINY.replace(out=str(tmp_path / "a"))).fit()
     rc = _svi_train().main(["--out", str(tmp_path / "b"), "--train-size", "16", "--valid-size", "8", "--batch-size",
