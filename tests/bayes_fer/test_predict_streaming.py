@@ -179,13 +179,13 @@ def test_monte_carlo_draws_come_in_bounded_chunks(monkeypatch):
     predictor = pixel_predictor()
     images = torch.rand(5, 3, 16, 16)
     sizes = []
-    original = bayes_fer.predictive.Predictive
+    original = predictor.model.predictive_logits
 
-    def recording(*args, num_samples, **kwargs):
-        sizes.append(num_samples)
-        return original(*args, num_samples=num_samples, **kwargs)
+    def recording(z):  # called once per chunk of draws z (S_chunk, B, K)
+        sizes.append(z.shape[0])
+        return original(z)
 
-    monkeypatch.setattr(bayes_fer.predictive, "Predictive", recording)
+    monkeypatch.setattr(predictor.model, "predictive_logits", recording)
     monkeypatch.setattr(bayes_fer.predictive, "MAX_DRAW_ELEMENTS", 5 * 8 * 30)  # 30 draws of 5 faces x 8 classes
     batch = torch.stack([predictor.preprocess(image) for image in images])
     result = predictor.predict_batch(batch, num_samples=100, return_samples=True)
