@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -27,7 +28,8 @@ from bayes_fer.training import (  # noqa: E402
     preset,
     train,
 )
-from bayes_fer.training.checks import arg_type, device_type  # noqa: E402
+from bayes_fer.training.batches import DEFAULT_CACHE_DIR  # noqa: E402
+from bayes_fer.training.checks import arg_type, cache_dir_type, device_type  # noqa: E402
 from bayes_fer.training.resume import resume_config  # noqa: E402
 from guides import GUIDES  # noqa: E402
 
@@ -38,6 +40,8 @@ EXAMPLES = """examples:
       --ir50 ir50.pth --landmarks mobilefacenet_model_best.pth.tar --device cuda --bf16
   python scripts/svi_train.py --out runs/default --resume          # continue an interrupted run
   python scripts/svi_train.py --out runs/default --resume --epochs 6   # ... and train it longer
+  python scripts/svi_train.py --dataset ferplus --data-root ../shared/data/ferplus --data-cache   # decode once
+  torchrun --nproc_per_node 4 scripts/svi_train.py --dataset ferplus --data-root DIR --device cuda --batch-size 512
 """
 
 
@@ -65,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
       help="class base rates in the likelihood: uniform, or train (logit-adjusted: balanced intensities)")
     a("--no-layer-embedding", dest="layer_embedding", action="store_false", default=None, help="ablation: no level embeddings")
     a("--epochs", type=arg_type("epochs"), help="passes over the training set (>= 1)")
-    a("--batch-size", type=arg_type("batch_size"), help="examples per step (>= 1)")
+    a("--batch-size", type=arg_type("batch_size"), help="examples per step (>= 1); under torchrun the global batch")
     a("--lr", type=arg_type("lr"), help="peak learning rate of AdamW (> 0)")
     a("--weight-decay", type=arg_type("weight_decay"), help="AdamW weight decay (>= 0)")
     a("--lr-gamma", type=arg_type("lr_gamma"), help="ExponentialLR decay per epoch, in (0, 1]")
@@ -102,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
       help="network input side: 112 (native; 224 is subsampled to it) or a multiple of 16 such as 64, "
            "which builds the network at that side (FER+ faces are 48x48)")
     a("--augment", choices=tuple(AUGMENTATIONS), help="training augmentation: standard (the paper's), flip or none")
+    a("--data-cache", nargs="?", const=DEFAULT_CACHE_DIR, type=cache_dir_type, metavar="DIR",
+      help=f"decode the data set once into the folder DIR (default {DEFAULT_CACHE_DIR}) and augment each batch on "
+           "the training device; --workers then decode the cache")
     return p
 
 
@@ -135,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as e:
         print(f"error: training diverged: {e}", file=sys.stderr)
         return 3
-    print(f"outputs in {config.out}: best.pt, last.pt, metrics.csv, metrics.jsonl, final.json")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone writes the outputs
+        print(f"outputs in {config.out}: best.pt, last.pt, metrics.csv, metrics.jsonl, final.json")
     return 0 if metrics else 1
 
 

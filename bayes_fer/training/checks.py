@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
@@ -76,11 +77,25 @@ def config_problems(config) -> list[str]:
             problems.append(f"{name} {why}")
     if not DEVICE_PATTERN.fullmatch(str(config.device)):
         problems.append(f"device must be auto, cpu, cuda, cuda:N or mps, got {config.device!r}")
+    why = cache_dir_problem(config.data_cache)
+    if why:
+        problems.append(f"data_cache {why}")
     size = config.image_size
     if isinstance(size, int) and size >= 32 and size % 112 and size % 16:
         problems.append(f"image_size must be a multiple of 112 (the native 112, or 224 subsampled to it) "
                         f"or of 16 (a network built at that side, e.g. 64 for 48x48 faces), got {size}")
     return problems
+
+
+def cache_dir_problem(value) -> str | None:
+    """Why ``value`` cannot be a data-cache folder (``None``: no cache), or None when it can."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        return f"must be a folder path, got {value!r}"
+    if Path(value).exists() and not Path(value).is_dir():
+        return f"must be a folder, but {value} is a file; choose another folder"
+    return None
 
 
 def check_config(config) -> None:
@@ -106,6 +121,14 @@ def arg_type(field: str) -> Callable[[str], int | float]:
 
     parse.__name__ = field  # argparse names the type in its messages
     return parse
+
+
+def cache_dir_type(text: str) -> str:
+    """An argparse ``type=`` for ``--data-cache``."""
+    why = cache_dir_problem(text)
+    if why:
+        raise argparse.ArgumentTypeError(why)
+    return text
 
 
 def device_type(text: str) -> str:

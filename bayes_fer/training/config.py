@@ -30,7 +30,7 @@ class TrainConfig:
     class_prior: str = "uniform"  # base rates in the likelihood: uniform, or train (logit-adjusted, balanced z)
     layer_embedding: bool = True  # ablation switch of the paper's Table 3
     epochs: int = 3  # passes over the training set
-    batch_size: int = 32  # examples per step (the paper: 48)
+    batch_size: int = 32  # examples per step (the paper: 48); under torchrun the global batch
     lr: float = 2e-3  # peak AdamW learning rate
     weight_decay: float = 1e-4  # AdamW weight decay (the paper's Table 1)
     lr_gamma: float = 0.98  # ExponentialLR decay per epoch
@@ -56,6 +56,7 @@ class TrainConfig:
     valid_size: int | None = None  # synthetic: validation examples; others: cap
     image_size: int = 112  # network input side; 112 is native
     augment: str = "standard"  # training augmentation (bayes_fer.data.transforms.AUGMENTATIONS)
+    data_cache: str | None = None  # folder of the decoded-once images, augmented on the device; None: PIL workers
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

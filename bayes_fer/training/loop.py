@@ -3,6 +3,14 @@
 Epochs and steps mean what they say: a run stopped by ``--max-minutes`` or ``--max-steps``
 records the step it reached within its epoch, and ``--resume`` continues that epoch (same
 sample order, the remaining batches only), so the schedule ends where it was planned.
+
+Under ``torchrun`` (:mod:`bayes_fer.training.distributed`) steps are global: one step is one
+global batch of ``--batch-size`` faces, shared by the processes. The position within an epoch
+is therefore the same whatever the number of processes, and a run stopped mid-epoch under W
+processes resumes under any other number at the same global batch; each process takes its new
+slice of the remaining batches. The faces and their file-path augmentation are those an
+uninterrupted run draws; the ELBO's draws and the cached path's device augmentation come from
+per-process streams, re-seeded from (seed, rank, step) when more than one process resumes.
 """
 from __future__ import annotations
 
@@ -16,21 +24,22 @@ import numpy as np
 import pyro
 import torch
 from pyro.infer import TraceMeanField_ELBO
-from torch.utils.data import DataLoader, Dataset
 
 from bayes_fer import checkpoint as ckpt_io
 from bayes_fer.models import CheckpointError
-from bayes_fer.training import rundir
+from bayes_fer.training import distributed, rundir
+from bayes_fer.training.batches import Batches
 from bayes_fer.training.builder import build_network, build_vich
 from bayes_fer.training.checks import check_config
 from bayes_fer.training.config import LR_SCHEDULES, TrainConfig, preset
-from bayes_fer.training.data import EpochOrder, SeededSamples, epoch_order, load_splits
+from bayes_fer.training.data import load_splits
 from bayes_fer.training.device import resolve_device
 from bayes_fer.training.logs import MetricsLogger
 from bayes_fer.training.metrics import evaluate, progress
 from bayes_fer.training.objective import elbo_loss, make_schedules
 from bayes_fer.training.resume import check_resumable, saved_config
 from bayes_fer.training.state import get_rng_state, set_rng_state
+from bayes_fer.training.tally import LossTally
 from bayes_fer.vich import CLASS_PRIORS, LIKELIHOODS
 from guides.base import ENCODER
 
@@ -49,6 +58,9 @@ def clock() -> float:
 
 class Trainer:
     """Owns one run: data, model, guide (which owns the network), optimizer, schedules, logs and checkpoints.
+
+    Under ``torchrun`` each process builds one, joins the group, trains its replica on its slice
+    of every global batch, and only rank 0 writes, validates and tests.
 
     Args:
         config: the run's settings; checked first (ranges, names, device).
@@ -76,7 +88,8 @@ class Trainer:
                 raise ValueError(f"unknown {field} {name!r}; choose {' or '.join(allowed)}")
         self.config = config
         self.out = Path(config.out)
-        self.device = resolve_device(config.device)
+        self.dist, self.device = distributed.setup(resolve_device(config.device))
+        self.main = self.dist.is_main  # the one process that writes checkpoints, logs and messages
         rundir.prepare(self.out, resume=resume, overwrite=overwrite)
         self._clear_first = overwrite and not resume
         self.resumed = resume
@@ -86,8 +99,10 @@ class Trainer:
             check_resumable(saved_config(state["config"]), config, str(self.out / "last.pt"))
         splits = load_splits(config, train_transform(config.image_size, **AUGMENTATIONS[config.augment]))
         self.train_set, self.valid_set, self.test_set = splits.train, splits.valid, splits.test
-        if splits.valid_split == "test":
+        if splits.valid_split == "test" and self.main:
             print(f"{config.dataset} ships no validation split: validating on the test split, as the paper does")
+        self.batches = Batches(config, {"train": self.train_set, "valid": self.valid_set, "test": self.test_set},
+                               self.device, self.dist)
         self.class_names = tuple(self.train_set.class_names)
         net = build_network(config, len(self.class_names), load_weights=not resume, class_names=self.class_names)
         self.model, self.guide = build_vich(config, net, self._class_counts())  # the guide owns the network
@@ -106,7 +121,7 @@ class Trainer:
         self.epoch_step = 0  # steps done within epoch self.epoch + 1
         self.tally = (0.0, 0, 0.0)  # that epoch's (loss sum, faces, seconds) so far
         self.epoch_validated = True  # False between an epoch's last step and its validation
-        n = len(epoch_order(config, self.train_set.labels, 0))
+        n = self.batches.epoch_size
         self.steps_per_epoch = n // config.batch_size if n > config.batch_size else 1
         # Stepped per step (warm-up, or warm-up and cosine annealing) and per epoch (the paper's decay).
         self.warmup, self.decay = self._schedules()
@@ -116,6 +131,9 @@ class Trainer:
         self.elbo = TraceMeanField_ELBO()
         if state is not None:
             self._load(state, self.out / "last.pt")
+        distributed.seed_process(self.dist, config.seed, self.step)
+        self.ddp = distributed.wrap(self.dist, {"model": self.model, "guide": self.guide},  # the guide owns the network
+                                    self._local_loss, self.device)
 
     def _class_counts(self) -> torch.Tensor:
         """Training faces per class (or annotator votes per class, for the vote likelihoods)."""
@@ -154,7 +172,8 @@ class Trainer:
         }
 
     def _save(self, name: str) -> None:
-        ckpt_io.save_atomic(self._state(), self.out / name)
+        if self.main:
+            ckpt_io.save_atomic(self._state(), self.out / name)
 
     def _load(self, state: dict, path: Path) -> None:
         if list(state["class_names"]) != list(self.class_names):
@@ -178,39 +197,28 @@ class Trainer:
         self.tally = tuple(state.get("epoch_tally", (0.0, 0, 0.0)))
         self.epoch_validated = state.get("epoch_validated", True)
         where = f", step {self.epoch_step} of {self.steps_per_epoch} in epoch {self.epoch + 1}" if self.epoch_step else ""
-        print(f"resumed from {path}: epoch {self.epoch}{where}, step {self.step}, best valid accuracy {self.best:.4f}")
+        if self.main:
+            print(f"resumed from {path}: epoch {self.epoch}{where}, step {self.step}, best valid accuracy {self.best:.4f}")
 
     def _schedules(self) -> tuple[torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.LRScheduler]:
         return make_schedules(self.optimizer, self.config, self.steps_per_epoch)
 
     # -- training ----------------------------------------------------------------------------
-    def _loader(self, dataset: Dataset) -> DataLoader:
-        """An evaluation loader, in file order."""
-        return DataLoader(dataset, batch_size=max(self.config.batch_size, 128), num_workers=self.config.workers,
-                          pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(self.config.seed))
-
-    def _train_loader(self) -> DataLoader:
-        """This epoch's batches from step ``epoch_step`` on, in the order an uninterrupted run draws."""
-        cfg = self.config
-        order = epoch_order(cfg, self.train_set.labels, self.epoch)
-        sampler = EpochOrder(order, cfg.seed, self.epoch, start=self.epoch_step * cfg.batch_size)
-        return DataLoader(
-            SeededSamples(self.train_set),
-            batch_size=cfg.batch_size,
-            sampler=sampler,
-            num_workers=cfg.workers,
-            pin_memory=self.device.type == "cuda",
-            drop_last=len(order) > cfg.batch_size,
-            generator=torch.Generator().manual_seed(cfg.seed + self.epoch),
-        )
-
     def _loss(self, batch: dict) -> torch.Tensor:
+        """The per-datum loss of a batch (under torchrun, of this process's slice, through DDP)."""
+        return self.ddp(batch) if self.ddp is not None else self._local_loss(batch)
+
+    def _backward(self, loss: torch.Tensor, batch: dict) -> None:
+        weight = distributed.gradient_weight(self.dist, batch["image"].shape[0], self.batches.global_batch)
+        (loss * weight if weight != 1.0 else loss).backward()
+
+    def _local_loss(self, batch: dict) -> torch.Tensor:
         return elbo_loss(self.model, self.guide, batch, len(self.train_set), kl_weight=self.config.kl_weight,
                          elbo=self.elbo)
 
-    def _diverged(self, what: str) -> TrainingDiverged:
+    def _diverged(self, what: str, step: str | None = None) -> TrainingDiverged:
         return TrainingDiverged(
-            f"{what} at epoch {self.epoch + 1}, step {self.step}; the last good checkpoint "
+            f"{what} at epoch {self.epoch + 1}, {step or f'step {self.step}'}; the last good checkpoint "
             f"{self.out / 'last.pt'} is kept. Try a lower --lr or a larger --kl-weight/--prior-scale."
         )
 
@@ -222,7 +230,7 @@ class Trainer:
         try:
             with pyro.validation_enabled(self.device.type != "cuda" or not self._validated):
                 loss = self._loss(batch)
-                loss.backward()
+                self._backward(loss, batch)
                 if self.config.sam_rho > 0:
                     self._sam_second_pass(batch)
         except ValueError as e:
@@ -239,16 +247,18 @@ class Trainer:
         self.warmup.step()
         return loss.detach()
 
-    def _tally(self, pending: tuple[torch.Tensor, int, int], total: float, seen: int) -> tuple[float, int]:
-        """Read a step's ``(loss, step, faces)`` and add it to the epoch's loss sum and face count."""
-        loss, step, faces = pending
-        value = loss.item()
-        if not math.isfinite(value):
-            raise TrainingDiverged(
-                f"loss is {value} at epoch {self.epoch + 1}, step {step}; the last good checkpoint "
-                f"{self.out / 'last.pt'} is kept. Try a lower --lr or a larger --kl-weight/--prior-scale."
-            )
-        return total + value * faces, seen + faces
+    def _read(self, tally: LossTally, out_of_time: bool) -> bool:
+        """Read the losses kept since the last read; whether any process is out of time.
+
+        Raises:
+            TrainingDiverged: a loss was not finite (on any process).
+        """
+        late, bad = tally.read(out_of_time)
+        if bad is not None:
+            first, last = bad.steps
+            raise self._diverged(f"loss is {bad.value}", f"step {bad.step}" if bad.step is not None else
+                                 f"on another process at one of steps {first}-{last}")
+        return late
 
     def _sam_second_pass(self, batch: dict) -> None:
         """Sharpness-aware minimisation: take the gradient at the worst point within rho."""
@@ -262,7 +272,7 @@ class Trainer:
                     p.add_(e)
                 shifts.append(e)
         self.optimizer.zero_grad(set_to_none=True)
-        self._loss(batch).backward()
+        self._backward(self._loss(batch), batch)
         with torch.no_grad():
             for p, e in zip(self.params, shifts):
                 if e is not None:
@@ -282,12 +292,14 @@ class Trainer:
         per_step = (clock() - timed_from) / max(steps, 1)
         left = self.steps_per_epoch - self.epoch_step
         budget = 60 * self.config.max_minutes - (clock() - start)
-        if self.config.max_minutes and per_step * left > budget:
+        if self.config.max_minutes and per_step * left > budget and self.main:
             print(f"warning: --max-minutes {self.config.max_minutes:g} is too short for epoch {self.epoch + 1}: at "
                   f"{per_step:.2f} s per step its {self.steps_per_epoch} steps take about "
                   f"{per_step * self.steps_per_epoch / 60:.1f} minutes. The run will stop mid-epoch; --resume continues it")
 
     def _print_skips(self) -> None:
+        if not self.main:
+            return
         for split, ds in (("train", self.train_set), ("valid", self.valid_set)):
             summary = getattr(ds, "skipped", None)
             if summary is not None and summary.count:
@@ -295,14 +307,16 @@ class Trainer:
 
     def fit(self) -> dict:
         cfg = self.config
-        if self._clear_first:
+        if self._clear_first and self.main:
             removed = rundir.clear(self.out)
             if removed:
                 print(f"--overwrite: removed the earlier run's {', '.join(removed)} from {self.out}")
-            self._clear_first = False
-        rundir.write_text(self.out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
-        done = self.epoch - (0 if self.epoch_validated else 1)
-        logger = MetricsLogger(self.out, keep_epochs=done if self.resumed else None)
+        self._clear_first = False
+        logger = None
+        if self.main:
+            rundir.write_text(self.out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
+            done = self.epoch - (0 if self.epoch_validated else 1)
+            logger = MetricsLogger(self.out, keep_epochs=done if self.resumed else None)
         start = clock()
         stop = None
         if not self.epoch_validated:  # resumed between an epoch's checkpoint and its validation
@@ -313,20 +327,16 @@ class Trainer:
             self.guide.train()
             self.guide.net.train(not cfg.train_head_only)
             n = self.steps_per_epoch
-            bar = progress(self._train_loader(), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
+            bar = progress(self.batches.train(self.epoch, self.epoch_step), desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+                           unit="batch", leave=False, disable=not self.main)
             total, seen, seconds = self.tally
+            tally = LossTally(total, seen, self.dist, self.device)
             t0 = timed_from = clock()
             timed = 0
-            pending = None  # (loss, step, faces) of the last step, read once the next one is queued
             for batch in bar:
                 batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
                 loss = self._train_step(batch)
-                if pending is not None:
-                    total, seen = self._tally(pending, total, seen)
-                    # refresh=False: the bar's own throttle decides when to redraw (per step it floods logs).
-                    bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{seen / (clock() - t0 + seconds):.0f}",
-                                    refresh=False)
-                pending = (loss, self.step, batch["image"].shape[0])
+                due = tally.add(loss, self.step, batch["image"].shape[0])
                 self.step += 1
                 self.epoch_step += 1
                 timed += 1
@@ -334,13 +344,21 @@ class Trainer:
                     timed_from = clock()  # the first step pays for warm-up and compilation
                 elif timed == TIMED_STEPS and cfg.max_minutes:
                     self._warn_if_too_short(start, timed_from, timed - 1)
-                stop = self._stop_reason(start)
+                reason = self._stop_reason(start)
+                # Processes reach a step limit together; a time limit they agree on at a read.
+                agreed = reason is not None and (reason == "--max-steps" or not self.dist.enabled)
+                if due or agreed:
+                    late = self._read(tally, reason == "--max-minutes")
+                    stop = reason if agreed else ("--max-minutes" if late else None)
+                    # refresh=False: the bar's own throttle decides when to redraw (per step it floods logs).
+                    bar.set_postfix(loss=f"{tally.total / max(tally.seen, 1):.4f}",
+                                    img_s=f"{tally.seen / (clock() - t0 + seconds):.0f}", refresh=False)
                 if stop:
                     break
             bar.close()
-            if pending is not None:
-                total, seen = self._tally(pending, total, seen)
-            self.tally = (total, seen, seconds + clock() - t0)
+            if self._read(tally, self._stop_reason(start) == "--max-minutes") and stop is None:
+                stop = "--max-minutes"
+            self.tally = (tally.total, tally.seen, seconds + clock() - t0)
             if self.epoch_step < n:  # stopped mid-epoch: a checkpoint to resume from, nothing validated
                 self._save("last.pt")
                 break
@@ -350,24 +368,31 @@ class Trainer:
             self.epoch_validated = False
             self._save("last.pt")  # before validation: a validation split failing now never loses the epoch
             self._validate(logger)
-        logger.close()
+        if logger is not None:
+            logger.close()
         stopped = None
         if stop and (self.epoch < cfg.epochs or self.epoch_step):
             stopped = f"stopped by {stop} at epoch {self.epoch + (1 if self.epoch_step else 0)}, step " \
                       f"{self.epoch_step or self.steps_per_epoch} of {self.steps_per_epoch}"
-            print(f"{stopped}; continue with --resume")
+            if self.main:
+                print(f"{stopped}; continue with --resume")
         return self.test(stopped)
 
-    def _validate(self, logger: MetricsLogger) -> None:
-        """Validate the epoch just trained, keep the best checkpoint, log, and checkpoint again."""
+    def _validate(self, logger: MetricsLogger | None) -> None:
+        """Validate the epoch just trained, keep the best checkpoint, log, and checkpoint again.
+
+        Rank 0 alone validates; the other processes go on to their next collective and wait there.
+        """
         cfg = self.config
         total, seen, seconds = self.tally
-        valid = evaluate(self.guide, self._loader(self.valid_set), self.device, model=self.model)
+        self.epoch_validated = True
+        self.tally = (0.0, 0, 0.0)
+        if not self.main:
+            return
+        valid = evaluate(self.guide, self.batches.eval("valid"), self.device, model=self.model)
         metrics = {f"valid/{k}": v for k, v in valid.items()}
         metrics.update({"epoch": self.epoch, "step": self.step, "train/loss": total / max(seen, 1),
                         "train/images_per_s": seen / max(seconds, 1e-9), "lr": self.optimizer.param_groups[0]["lr"]})
-        self.epoch_validated = True
-        self.tally = (0.0, 0, 0.0)
         if metrics["valid/accuracy"] > self.best:
             self.best = metrics["valid/accuracy"]
             self._save("best.pt")
@@ -384,8 +409,11 @@ class Trainer:
         """Evaluate the best checkpoint on the held-out test split and write ``final.json``.
 
         Before the first epoch has ended there is no best checkpoint: ``last.pt`` is tested,
-        and ``final.json`` says so.
+        and ``final.json`` says so. Under torchrun rank 0 tests and every process returns its metrics.
         """
+        return self.dist.from_main(self._test(stopped) if self.main else None)
+
+    def _test(self, stopped: str | None) -> dict:
         path = self.out / "best.pt"
         if not path.exists():
             path = self.out / "last.pt"
@@ -393,7 +421,7 @@ class Trainer:
         self.guide.net.load_state_dict(state["model"])
         self.guide.load_state_dict_without_net(state["guide"])
         self.model.load_state_dict(state["vich"])
-        result = evaluate(self.guide, self._loader(self.test_set), self.device, "test", self.model)
+        result = evaluate(self.guide, self.batches.eval("test"), self.device, "test", self.model)
         metrics = {f"test/{k}": v for k, v in result.items()}
         metrics.update({"best_epoch": state["epoch"], "test/size": len(self.test_set), "tested": path.name})
         if math.isfinite(state["best_metric"]):
@@ -418,9 +446,16 @@ def _plain(d: dict) -> dict:
 
 
 def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
-    """Run (or resume) training and return the test metrics of the best checkpoint."""
+    """Run (or resume) training and return the test metrics of the best checkpoint.
+
+    Under ``torchrun`` every process calls it; each leaves the process group at the end.
+    """
     pyro.set_rng_seed(config.seed)
-    return Trainer(config, resume=resume, overwrite=overwrite).fit()
+    trainer = Trainer(config, resume=resume, overwrite=overwrite)
+    try:
+        return trainer.fit()
+    finally:
+        distributed.shutdown(trainer.dist)
 
 
 __all__ = ["Trainer", "TrainingDiverged", "elbo_loss", "evaluate", "preset", "resolve_device", "train"]
