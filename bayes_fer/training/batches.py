@@ -70,7 +70,9 @@ class ShardedBatchSampler(Sampler[list]):
 
     def __init__(self, order: Sampler | Sized, batch_size: int, drop_last: bool, ctx: DistContext) -> None:
         full, rest = divmod(len(order), batch_size)
-        check_shares(rest if rest and not drop_last else (batch_size if full else ctx.world_size), ctx)
+        sizes = ([batch_size] if full else []) + ([rest] if rest and not drop_last else [])
+        if sizes:
+            check_shares(min(sizes), ctx)
         self.order, self.batch_size, self.drop_last, self.ctx = order, batch_size, drop_last, ctx
 
     def __len__(self) -> int:
