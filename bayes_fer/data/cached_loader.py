@@ -33,8 +33,9 @@ class CachedLoader:
             if self.pin:
                 images = images.pin_memory()
             # An asynchronous copy: the host gathers the next batch while the device works.
-            # Labels and extras stay on the host, as a DataLoader's do; the loop moves them.
-            batch = {"image": self.transform(images.to(self.device, non_blocking=True)),
-                     "label": self.cache.labels[idx], "index": idx}
-            batch.update({k: v[idx] for k, v in self.cache.extras.items()})
-            yield batch
+            # Labels and extras stay on the host, as a DataLoader's do; the loop moves them,
+            # from pinned memory as a pinning DataLoader's, so that copy does not wait either.
+            host = {"label": self.cache.labels[idx], "index": idx, **{k: v[idx] for k, v in self.cache.extras.items()}}
+            if self.pin:
+                host = {k: v.pin_memory() for k, v in host.items()}
+            yield {"image": self.transform(images.to(self.device, non_blocking=True)), **host}
