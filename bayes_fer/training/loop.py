@@ -453,7 +453,12 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     pyro.set_rng_seed(config.seed)
     trainer = Trainer(config, resume=resume, overwrite=overwrite)
     try:
-        return trainer.fit()
+        metrics = trainer.fit()
+        # Every process reaches the end before the group is torn down: a process that left
+        # while another still held a collective was aborted at exit ("terminate called
+        # without an active exception") in about half the 2-process runs on a busy machine.
+        trainer.dist.barrier()
+        return metrics
     finally:
         distributed.shutdown(trainer.dist)
 
