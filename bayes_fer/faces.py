@@ -39,9 +39,10 @@ LARGER_OF_TWO = 1.04  # the larger of the eye and mouth estimates of the side / 
 BOX_TO_CROP = 1.045  # FER crop side / the face cascade's box side on FER faces
 MIN_NEIGHBOURS = 4  # the cascade's vote threshold: lower finds more faces and more false ones
 # MTCNN's stage thresholds are lower than the paper's (0.6, 0.7, 0.8) so that rolled faces
-# reach the upright second look, which decides; both chosen on FER+ validation faces.
+# reach the upright second look, which decides; chosen on FER+ validation faces and photos
+# without faces.
 MTCNN_THRESHOLDS = (0.3, 0.3, 0.5)
-MIN_SCORE = 0.5  # the upright second look's face probability a face needs
+MIN_SCORE = 0.7  # the upright second look's face probability a face needs (a collar scored 0.51)
 DETECTORS = ("mtcnn", "haar")
 
 
