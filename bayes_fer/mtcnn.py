@@ -273,8 +273,14 @@ class MTCNN(nn.Module):
         left, top, right, bottom, probability), squared, in pixels."""
         h, w = images.shape[-2:]
         found = []
+        octave, octave_scale = images, 1.0
         for s in self.scales(h, w, min_face):
-            level = F.interpolate(images, size=(math.ceil(h * s), math.ceil(w * s)), mode="bilinear",
+            # Each level from the image halved as often as leaves it at least the level's size:
+            # half the time of resizing the full image each time (and sharper than resizing
+            # each level from the one before, which lost faces).
+            while s <= octave_scale / 2:
+                octave, octave_scale = F.avg_pool2d(octave, 2), octave_scale / 2
+            level = F.interpolate(octave, size=(math.ceil(h * s), math.ceil(w * s)), mode="bilinear",
                                   align_corners=False, antialias=True)
             prob, offsets = self.pnet(level)  # (N, H', W'), (N, 4, H', W')
             idx, row, col = torch.nonzero(prob > self.config.thresholds[0], as_tuple=True)
@@ -295,9 +301,10 @@ class MTCNN(nn.Module):
 
     @staticmethod
     def crops(images: torch.Tensor, rows: torch.Tensor, size: int) -> torch.Tensor:
-        """(K, 3, size, size) crops of ``rows``' boxes, averaged over each output pixel's area;
-        parts outside the image are 0 (mid grey)."""
-        return roi_align(images, rows[:, :5].contiguous(), output_size=size, sampling_ratio=-1, aligned=True)
+        """(K, 3, size, size) crops of ``rows``' boxes, each output pixel the mean of 2x2
+        bilinear samples (as many as a box's size asks for took six times as long); parts
+        outside the image are 0 (mid grey)."""
+        return roi_align(images, rows[:, :5].contiguous(), output_size=size, sampling_ratio=2, aligned=True)
 
     def refine(self, images: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """R-Net's rescored, regressed and merged boxes, squared, as (K, 6) rows."""
