@@ -3,9 +3,10 @@
 Detection runs MTCNN (:mod:`bayes_fer.mtcnn`, Zhang et al. 2016), whose weights come with
 the ``mtcnn`` package (``pip install "bayes-fer[faces]"``; nothing is downloaded). Its
 networks miss some faces rolled by more than about 20 degrees, so the photo is also
-searched rotated by :data:`SEARCH_ANGLES`. Each face found is looked at once more by MTCNN's last
-network in a crop turned upright by its eye line, which makes its five landmarks (eyes,
-nose, mouth corners) markedly steadier on rolled faces. The eye line gives the face's
+searched rotated by :data:`SEARCH_ANGLES`. Each face found is looked at again by MTCNN's
+last network in a crop turned upright by its eye line, twice (:data:`EXAMINE_PASSES`),
+which makes its five landmarks (eyes, nose, mouth corners) markedly steadier on rolled
+faces and decides whether it is a face (:data:`MIN_SCORE`). The eye line gives the face's
 in-plane roll, and :func:`aligned_crop` rotates the face upright and frames it the way
 FER2013 frames its faces: eyes :data:`EYE_DISTANCE` of the side apart, their midpoint at
 :data:`EYE_HEIGHT` of the side from the top, the mouth :data:`EYE_TO_MOUTH` of the side
@@ -39,10 +40,13 @@ LARGER_OF_TWO = 1.04  # the larger of the eye and mouth estimates of the side / 
 BOX_TO_CROP = 1.045  # FER crop side / the face cascade's box side on FER faces
 MIN_NEIGHBOURS = 4  # the cascade's vote threshold: lower finds more faces and more false ones
 # MTCNN's stage thresholds are lower than the paper's (0.6, 0.7, 0.8) so that rolled faces
-# reach the upright second look, which decides; chosen on FER+ validation faces and photos
+# reach the upright looks, which decide; chosen on FER+ validation faces and photos
 # without faces.
 MTCNN_THRESHOLDS = (0.3, 0.3, 0.5)
-MIN_SCORE = 0.7  # the upright second look's face probability a face needs (a collar scored 0.51)
+# Upright looks, each turned by the last one's eye line: with one, 0.984 of the eye lines of
+# FER+ validation faces are within 5 degrees of the truth, with two 0.989.
+EXAMINE_PASSES = 2
+MIN_SCORE = 0.7  # the last upright look's face probability a face needs (a collar scored 0.51)
 DETECTORS = ("mtcnn", "haar")
 
 
@@ -226,7 +230,9 @@ def _mtcnn_faces(img: Image.Image, min_size: int, angles: tuple[float, ...]) -> 
             rolls.append(_eye_roll(left, right))
     if not centres:
         return []
-    scores, points = detector.examine(rgb, np.array(centres), np.array(sides), np.array(rolls))
+    for _ in range(EXAMINE_PASSES):
+        scores, points = detector.examine(rgb, np.array(centres), np.array(sides), np.array(rolls))
+        rolls = [_eye_roll(left, right) for left, right in points[:, :2].tolist()]
     faces = []
     for score, (left, right, _, mouth_left, mouth_right) in zip(scores.tolist(), points.tolist()):
         if score < MIN_SCORE:
