@@ -21,11 +21,16 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    from bayes_fer.mtcnn import MTCNN
 
 #: Angles (degrees, counter-clockwise) the photo is searched at. Of FER+ validation faces
 #: pasted rolled by up to +-30 degrees, MTCNN finds about 0.92 in the upright photo alone and
@@ -185,7 +190,7 @@ def _find_eyes(grey: np.ndarray, cx: float, cy: float, side: float, angle: float
 
 
 @lru_cache(maxsize=1)
-def _mtcnn():
+def _mtcnn() -> MTCNN:
     from bayes_fer.mtcnn import MTCNN, MTCNNConfig
 
     return MTCNN(MTCNNConfig(thresholds=MTCNN_THRESHOLDS))
@@ -202,7 +207,8 @@ def default_detector() -> str:
     return "mtcnn"
 
 
-def _eye_roll(left, right) -> float:
+def _eye_roll(left: Sequence[float], right: Sequence[float]) -> float:
+    """The eye line's angle in degrees, positive when the face is turned clockwise."""
     return math.degrees(math.atan2(right[1] - left[1], right[0] - left[0]))
 
 
