@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "at most 2^22 draw-class values, so memory stays bounded)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="faces per network call")
     p.add_argument("--device", type=_device, default="auto", help="auto, cpu, mps, cuda or cuda:N")
-    p.add_argument("--detect-faces", action="store_true", help="find faces in photos first (needs opencv-python-headless)")
+    p.add_argument("--detect-faces", action="store_true",
+                   help='find faces in photos first (needs pip install "bayes-fer[faces]")')
     p.add_argument("--json", help="write the results to this JSON file, face by face as they are predicted")
     p.add_argument("--csv", help="write one row per face to this CSV file, as each face is predicted")
     p.add_argument("--annotate", help="folder for copies of the images with boxes and intensity bars "

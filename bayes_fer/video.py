@@ -30,7 +30,7 @@ from bayes_fer.smoothing import DEFAULT_PROCESS_NOISE, rts_smoother
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
 TRACK_IOU = 0.3  # a detection continues a track when their boxes overlap at least this much
-MAX_MISSES = 2  # detection rounds a track survives without being seen (the cascade blinks)
+MAX_MISSES = 2  # detection rounds a track survives without being seen (the detector blinks)
 DEFAULT_DETECT_EVERY = 5
 Z90 = 1.6448536269514722  # a 90% central credible band is mean +- Z90 * sd
 

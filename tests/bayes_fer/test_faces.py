@@ -1,6 +1,8 @@
 """Face detection and eye-based alignment on group photos composed from real FER+ faces."""
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,14 +12,24 @@ from tests.conftest import require_shared
 
 cv2 = pytest.importorskip("cv2", reason='face detection needs pip install "bayes-fer[faces]"')
 
+from bayes_fer import faces as faces_module  # noqa: E402
 from bayes_fer.faces import aligned_crop, find_faces  # noqa: E402
 
 SCALES = (72, 100, 130)
 ANGLES = (-30.0, -15.0, 0.0, 15.0, 30.0)
-# Measured on this composition (FER+ test faces 0-44): recall 0.6-0.7. The issue asks for
-# 0.95; OpenCV's Haar cascade misses tightly cropped 48x48 faces without head or hair around
-# them, so this guards what the shipped detector does rather than claiming the goal.
-MIN_RECALL = 0.5
+# Measured with MTCNN on this composition (FER+ test faces 0-44): recall 0.87 (39 of 45), eye
+# lines within 5 degrees for 35 of 36; composed the same way from 300 FER+ validation faces,
+# recall 0.90 (from test faces 0-299: 0.87). The issue asks for 0.95, which framing from the
+# face alone does not reach: MTCNN finds 0.99 of the validation faces, but about 7% of the FER
+# crops frame their face at under 0.7 or over 1.4 times the median size (the eye distance,
+# the eye-to-mouth distance and MTCNN's box all agree), and no box placed from the face then
+# overlaps the pasted square by half. The bound sits one face below the measured figure.
+MIN_RECALL = 0.84
+# OpenCV's Haar cascade, the fallback without the mtcnn package: measured 0.69 here. It misses
+# tightly cropped 48x48 faces without head or hair around them.
+HAAR_MIN_RECALL = 0.5
+mtcnn_installed = pytest.mark.skipif(importlib.util.find_spec("mtcnn") is None,
+                                     reason='MTCNN needs its weights: pip install "bayes-fer[faces]"')
 
 
 @pytest.fixture(scope="module")
@@ -38,29 +50,42 @@ def group_photos():
     return photos
 
 
-def native_roll(face: np.ndarray) -> float | None:
+def native_roll(face: np.ndarray, detector: str) -> float | None:
     """The face's own roll in its FER image, by the same eye finder on the upright face."""
-    found = find_faces(Image.fromarray(cv2.resize(face, (192, 192), interpolation=cv2.INTER_CUBIC)), angles=(0.0,))
+    big = Image.fromarray(cv2.resize(face, (192, 192), interpolation=cv2.INTER_CUBIC))
+    found = find_faces(big, angles=(0.0,), detector=detector)
     return found[0].angle if found and found[0].landmarks == "eyes" else None
 
 
-def test_group_photos_recall_and_level_eyes(group_photos):
+def recall_and_eye_errors(group_photos, detector: str) -> tuple[float, list[float]]:
     hits, total, errors = 0, 0, []
     for photo, truth in group_photos:
-        found = find_faces(photo)
+        found = find_faces(photo, detector=detector)
         for box, angle, face in truth:
             total += 1
             match = max(found, key=lambda f: scenes.iou(box, f.box), default=None)
             if match is None or scenes.iou(box, match.box) < 0.5:
                 continue
             hits += 1
-            roll = native_roll(face)
+            roll = native_roll(face, detector)
             if match.landmarks == "eyes" and roll is not None:
                 # Pasting rotated the face counter-clockwise by `angle`: its roll became roll - angle,
                 # and the aligned crop's eye line is off level by what the estimate misses of that.
                 errors.append(abs(match.angle - (roll - angle)))
-    recall = hits / total
-    assert recall >= MIN_RECALL, f"recall {recall:.2f} at IoU 0.5 over {total} faces"
+    return hits / total, errors
+
+
+@mtcnn_installed
+def test_group_photos_recall_and_level_eyes(group_photos):
+    recall, errors = recall_and_eye_errors(group_photos, "mtcnn")
+    assert recall >= MIN_RECALL, f"recall {recall:.2f} at IoU 0.5 over {3 * len(group_photos)} faces"
+    assert len(errors) >= 30, f"eyes found in only {len(errors)} faces"
+    assert np.mean(np.array(errors) <= 5.0) >= 0.9, f"eye-line errors (degrees): {sorted(errors)}"
+
+
+def test_haar_fallback_recall_and_level_eyes(group_photos):
+    recall, errors = recall_and_eye_errors(group_photos, "haar")
+    assert recall >= HAAR_MIN_RECALL, f"recall {recall:.2f} at IoU 0.5 over {3 * len(group_photos)} faces"
     assert len(errors) >= 5, f"eyes found in only {len(errors)} faces"
     assert np.mean(np.array(errors) <= 5.0) >= 0.9, f"eye-line errors (degrees): {sorted(errors)}"
 
@@ -77,13 +102,36 @@ def test_aligned_crop_levels_the_eyes(group_photos):
                 assert abs(eyes[0].angle) <= 6.0, eyes[0]
 
 
-def test_photos_without_faces_give_no_face():
+@pytest.mark.parametrize("detector", [pytest.param("mtcnn", marks=mtcnn_installed), "haar"])
+def test_photos_without_faces_give_no_face(detector):
     rng = np.random.default_rng(3)
     blank = Image.new("L", (640, 480), 128)
     smooth = Image.fromarray(scenes.background(rng))
     gradient = Image.fromarray(np.tile(np.linspace(0, 255, 640, dtype=np.uint8), (480, 1)))
     for img in (blank, smooth, gradient):
-        assert find_faces(img) == []
+        assert find_faces(img, detector=detector) == []
+
+
+@pytest.fixture
+def fresh_detector_choice():
+    """The detector choice and the loaded MTCNN are cached per process: start and end afresh."""
+    faces_module.default_detector.cache_clear()
+    faces_module._mtcnn.cache_clear()
+    yield
+    faces_module.default_detector.cache_clear()
+    faces_module._mtcnn.cache_clear()
+
+
+def test_missing_mtcnn_falls_back_to_haar_with_a_note(monkeypatch, capsys, fresh_detector_choice):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mtcnn" else find_spec(name, *a))
+    assert faces_module.default_detector() == "haar"
+    note = capsys.readouterr().err.strip()
+    assert len(note.splitlines()) == 1 and 'pip install "bayes-fer[faces]"' in note and "Haar" in note, note
+    with pytest.raises(ImportError, match=r'pip install "bayes-fer\[faces\]"'):
+        find_faces(Image.new("L", (64, 64), 128), detector="mtcnn")
+    with pytest.raises(ValueError, match="detector must be one of"):
+        find_faces(Image.new("L", (64, 64), 128), detector="dlib")
 
 
 def test_no_face_entry_in_photo_predictions(tmp_path):
