@@ -15,7 +15,6 @@ import torch
 from bayes_fer.conformal import ConformalCalibrator
 from bayes_fer.expression_sets import ConformalSets
 from bayes_fer.predictive import PredictionResult, Predictor, _entropy
-from bayes_fer.results import concat_results
 
 
 class EnsemblePredictor(ConformalSets):
@@ -68,11 +67,4 @@ class EnsemblePredictor(ConformalSets):
     def __call__(self, images, num_samples: int = 100, return_samples: bool = False,
                  batch_size: int = 64) -> PredictionResult:
         """Query raw images as :meth:`Predictor.__call__` takes them."""
-        first = self.members[0]
-        items = list(first._expand(images))
-        parts = [self.predict_batch(batch, num_samples, return_samples) for batch, _ in first._batches(items, batch_size)]
-        if not parts:
-            raise ValueError("no images were given (an empty list or a folder without images)")
-        merged = concat_results(parts)
-        merged.sources = [src for _, src in items]
-        return merged
+        return self.members[0].predict_images(self.predict_batch, images, num_samples, return_samples, batch_size)

@@ -228,8 +228,14 @@ class Predictor(ConformalSets):
     def __call__(self, images, num_samples: int = 100, return_samples: bool = False, batch_size: int = 64) -> PredictionResult:
         """Query raw images: a [0, 1] float tensor batch (B, 3, H, W) of any size, PIL images,
         numpy arrays (H, W[, C]), file paths, or a folder (streamed in batches)."""
+        return self.predict_images(self.predict_batch, images, num_samples, return_samples, batch_size)
+
+    def predict_images(self, predict_batch, images, num_samples: int, return_samples: bool,
+                       batch_size: int) -> PredictionResult:
+        """Read ``images`` with this predictor's preprocessing and answer them batch by batch
+        with ``predict_batch`` (its own, or an ensemble's), sources attached."""
         items = list(self._expand(images))
-        results = [self.predict_batch(batch, num_samples, return_samples) for batch, _ in self._batches(items, batch_size)]
+        results = [predict_batch(batch, num_samples, return_samples) for batch, _ in self._batches(items, batch_size)]
         if not results:
             raise ImageInputError("no images were given (an empty list or a folder without images)")
         merged = concat_results(results)
