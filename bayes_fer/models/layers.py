@@ -24,6 +24,64 @@ def conv_bn(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> torch.Tenso
     return F.conv2d(x, weight, shift.to(weight.dtype), conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
+#: Scores recomputed at once in the attention backward pass (8 MB of float32).
+SCORES_PER_CHUNK = 1 << 21
+
+
+class _BiasedAttention(torch.autograd.Function):
+    """softmax(q k^T / sqrt(d) + bias) v with a gradient for the bias, without storing the scores.
+
+    No fused CPU kernel differentiates an additive mask, so autograd would fall back to the
+    unfused path, which keeps (B, h, N, N) scores and probabilities (39 MB each at POSTER's
+    first stage, N = 784). Here the forward pass runs the fused kernel, and the backward pass
+    recomputes the probabilities a few images at a time (flash-attention style).
+    """
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        # Detached, or the kernel choice sees inputs that require grad and avoids the fused kernel.
+        out = F.scaled_dot_product_attention(q.detach(), k.detach(), v.detach(), attn_mask=bias.detach().unsqueeze(0))
+        ctx.save_for_backward(q, k, v, bias, out)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        q, k, v, bias, out = ctx.saved_tensors
+        B, h, N, d = q.shape
+        scale = d**-0.5
+        chunk = max(1, SCORES_PER_CHUNK // (h * N * N))
+        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        dbias = torch.zeros_like(bias)
+        for start in range(0, B, chunk):
+            b = slice(start, start + chunk)
+            p = torch.matmul(q[b], k[b].transpose(-2, -1)).mul_(scale).add_(bias).softmax(-1)  # (c, h, N, N)
+            g = grad_out[b]
+            dv[b] = torch.matmul(p.transpose(-2, -1), g)
+            # Softmax backward: dS = P * (dP - rowsum(dP * P)), and rowsum(dP * P) = rowsum(dO * O).
+            ds = torch.matmul(g, v[b].transpose(-2, -1)).sub_((g * out[b]).sum(-1, keepdim=True)).mul_(p)
+            dbias += ds.sum(0)
+            dq[b] = torch.matmul(ds, k[b]).mul_(scale)
+            dk[b] = torch.matmul(ds.transpose(-2, -1), q[b]).mul_(scale)
+        return dq, dk, dv, dbias
+
+
+def biased_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Multi-head attention with an additive, learned bias shared by the batch.
+
+    Args:
+        q, k, v: (B, h, N, d).
+        bias: (h, N, N), added to the scaled scores.
+
+    Returns:
+        (B, h, N, d).
+    """
+    if bias.requires_grad and torch.is_grad_enabled() and q.device.type == "cpu":
+        return _BiasedAttention.apply(q, k, v, bias)
+    # A 4-D mask: with a 3-D one the CPU falls back from its fused kernel to the unfused math path.
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0))
+
+
 class DropPath(nn.Module):
     """Stochastic depth: drops a whole residual branch per sample while training."""
 

@@ -6,10 +6,13 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from bayes_fer import CheckpointError, create_model, list_models
 from bayes_fer.models import count_parameters
+from bayes_fer.models import layers
 from bayes_fer.models.convert import ir50_filter_fn, mobilefacenet_filter_fn, poster_checkpoint_filter_fn
+from bayes_fer.models.poster import CrossAttention
 from tests.conftest import require_shared
 
 KINDS = {"poster_var": "var", "poster_pp": "pp"}
@@ -150,6 +153,37 @@ def test_gradients_reach_every_trainable_parameter_and_not_the_landmarks():
     assert model.landmarks.training is False
     for key, value in model.landmarks.state_dict().items():
         assert torch.equal(value, marks_before[key]), f"frozen landmark buffer {key} changed"
+
+
+def test_cross_attention_training_path_matches_the_fused_kernel():
+    # Training adds the position bias inside a batched product; inference uses the fused kernel.
+    torch.manual_seed(0)
+    attn = CrossAttention(dim=16, num_heads=2, size=4)
+    x, queries = torch.randn(3, 16, 16), torch.randn(3, 16, 16)
+    out = attn(x, queries)
+    out.square().sum().backward()
+    grads = [p.grad.clone() for p in attn.parameters()]
+    attn.zero_grad()
+    k, v = attn.kv(x).view(3, 16, 2, 2, 8).permute(2, 0, 3, 1, 4).unbind(0)
+    q = queries.view(3, 16, 2, 8).transpose(1, 2)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=attn.position_bias().unsqueeze(0))
+    expected = attn.proj(expected.transpose(1, 2).reshape(3, 16, 16))
+    expected.square().sum().backward()
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    for (name, p), grad in zip(attn.named_parameters(), grads):
+        torch.testing.assert_close(grad, p.grad, rtol=1e-5, atol=1e-6, msg=f"gradient of {name}")
+    with torch.no_grad():
+        torch.testing.assert_close(attn(x, queries), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("scores_per_chunk", [1 << 21, 40])
+def test_biased_attention_gradients_match_finite_differences(monkeypatch, scores_per_chunk):
+    # 40 scores per chunk: one image at a time, so the backward pass runs over several chunks.
+    monkeypatch.setattr(layers, "SCORES_PER_CHUNK", scores_per_chunk)
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 4, 3, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    bias = torch.randn(4, 4, 2, dtype=torch.float64).permute(2, 0, 1).requires_grad_()  # (h, N, N), not contiguous
+    assert torch.autograd.gradcheck(layers.biased_attention, (q, k, v, bias))
 
 
 def test_training_batch_of_one_works():
