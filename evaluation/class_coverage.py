@@ -117,7 +117,8 @@ class ClassCoverage:
     def in_range(self) -> np.ndarray:
         """(K,) whether the mean coverage lies in the sampling range (False where absent)."""
         eps = 1e-9  # a mean equal to a range end is inside
-        return self.present & (self.coverage_mean >= self.range_low - eps) & (self.coverage_mean <= self.range_high + eps)
+        inside = (self.coverage_mean >= self.range_low - eps) & (self.coverage_mean <= self.range_high + eps)
+        return self.present & inside
 
     @property
     def within_tolerance(self) -> np.ndarray:
@@ -161,10 +162,10 @@ def class_coverage(
     test_probs = np.asarray(test_probs, dtype=np.float64)
     test_labels = np.asarray(test_labels)
     validation_labels = np.asarray(validation_labels)
-    k = test_probs.shape[1]
-    if np.asarray(validation_probs).shape[1] != k:
-        raise ValueError(f"class_coverage: the calibration probabilities have K = {np.asarray(validation_probs).shape[1]} "
-                         f"classes but the test ones K = {k}; calibrate on the same model's outputs")
+    k, k_calibration = test_probs.shape[1], np.asarray(validation_probs).shape[1]
+    if k_calibration != k:
+        raise ValueError(f"class_coverage: the calibration probabilities have K = {k_calibration} classes but the test "
+                         f"ones K = {k}; calibrate on the same model's outputs")
     m = np.bincount(test_labels, minlength=k)
     covered = np.zeros((draws, k))
     sizes = np.zeros((draws, k))
@@ -198,7 +199,8 @@ def class_coverage_metrics(reports: Sequence[ClassCoverage], class_names: Sequen
     if not reports:
         return {}
     first = reports[0]
-    metrics: dict[str, float | None] = {"conformal_class_draws": first.draws, "conformal_class_range_level": first.level,
+    metrics: dict[str, float | None] = {"conformal_class_draws": first.draws,
+                                        "conformal_class_range_level": first.level,
                                         "conformal_class_tolerance": first.tolerance}
     for c, name in enumerate(class_names):
         metrics[f"conformal_class_calibration_count/{name}"] = int(first.calibration_count[c])

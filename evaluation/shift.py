@@ -221,9 +221,11 @@ def evaluate_shift(predictions: Any, validation: Any | None, inputs: ShiftInputs
                         f"{'randomized' if settings.randomized else 'non-randomized'} scores, {empty}, calibrated on "
                         f"{validation.num_examples} validation examples.\n\n" + conformal_markdown(results, names))
         if settings.mondrian:
-            draws = settings.class_draws if settings.randomized else 1  # non-randomized sets do not change
+            # LAC and non-randomized APS / RAPS draw nothing: their sets are the same every time.
             reports = [class_coverage(r.calibrator, validation.probs, validation.labels, predictions.probs,
-                                      predictions.labels, draws=draws, seed=settings.seed) for r in results]
+                                      predictions.labels, seed=settings.seed,
+                                      draws=settings.class_draws if settings.randomized and r.score != "lac" else 1)
+                       for r in results]
             metrics.update(class_coverage_metrics(reports, names))
             figures.append((uq_plots.class_coverage_plot(reports, names)[0], "conformal_class_coverage",
                             "Per-class coverage of Mondrian sets with its 95% range under exchangeability"))

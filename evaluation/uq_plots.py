@@ -97,7 +97,8 @@ def class_coverage_plot(reports: Sequence[ClassCoverage], class_names: Sequence[
         ax.axhline(target, color="0.2", linestyle="--", linewidth=0.9)
         for edge in (target - first.tolerance, min(1.0, target + first.tolerance)):
             ax.axhline(edge, color="0.5", linestyle=":", linewidth=0.8)
-        ax.set(ylabel="Coverage", title=f"alpha = {alpha:g} (target {target:.2f}, ±{first.tolerance * 100:g} pts dotted)")
+        ax.set(ylabel="Coverage",
+               title=f"alpha = {alpha:g} (target {target:.2f}, ±{first.tolerance * 100:g} pts dotted)")
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     labels = [f"{name}\n{int(n)} / {int(m)}" for name, n, m in zip(class_names, first.calibration_count,

@@ -72,7 +72,8 @@ def test_predictions_mode_end_to_end(tmp_path, saved):
 def test_mondrian_per_class_report(tmp_path, saved, allow_empty):
     out = tmp_path / "eval"
     assert main(["--predictions", str(saved["test"]), "--calibrate-on", str(saved["valid"]), "--out", str(out),
-                 "--conformal", "0.1", "0.2", "--conformal-score", "aps", "raps", "--mondrian", "--conformal-draws", "3",
+                 "--conformal", "0.1", "0.2", "--conformal-score", "aps", "raps", "--mondrian",
+                 "--conformal-draws", "3",
                  "--formats", "png"] + (["--conformal-allow-empty"] if allow_empty else [])) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["conformal_allow_empty"] == int(allow_empty) and metrics["conformal_class_draws"] == 3
