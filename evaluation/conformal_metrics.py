@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bayes_fer.conformal import ConformalCalibrator
+from evaluation.class_coverage import DEFAULT_DRAWS
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class ConformalSettings:
     lam: float = 0.01  # RAPS penalty per rank past k_reg (--raps-lambda)
     k_reg: int = 1  # RAPS ranks without penalty (--raps-k-reg)
     seed: int = 0  # seeds the uniforms of randomized scores (--seed)
+    allow_empty: bool = False  # the papers' scores unchanged, empty sets kept (--conformal-allow-empty)
+    class_draws: int = DEFAULT_DRAWS  # Mondrian: draws of the uniforms averaged per class (--conformal-draws)
 
 
 @dataclass
@@ -53,7 +56,8 @@ def fit_calibrators(validation, settings: ConformalSettings) -> dict[tuple[float
         for score in settings.scores:
             calibrator = ConformalCalibrator(alpha=alpha, score=score, mondrian=settings.mondrian,
                                              randomized=settings.randomized, lam=settings.lam,
-                                             k_reg=settings.k_reg, seed=settings.seed)
+                                             k_reg=settings.k_reg, allow_empty=settings.allow_empty,
+                                             seed=settings.seed)
             calibrators[(alpha, score)] = calibrator.fit(validation.probs, validation.labels,
                                                          class_names=getattr(validation, "class_names", None))
     return calibrators
@@ -97,6 +101,7 @@ def conformal_metrics(
                          f"but the evaluated ones K = {test.probs.shape[1]}; calibrate on the same model's outputs")
     metrics: dict[str, float | None] = {"conformal_mondrian": int(settings.mondrian),
                                         "conformal_randomized": int(settings.randomized),
+                                        "conformal_allow_empty": int(settings.allow_empty),
                                         "conformal_calibration_examples": int(validation.probs.shape[0])}
     results = []
     for (alpha, score), calibrator in fit_calibrators(validation, settings).items():

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from bayes_fer.conformal import SCORES
+from evaluation.class_coverage import DEFAULT_DRAWS, class_coverage, class_coverage_markdown, class_coverage_metrics
 from evaluation.conformal_metrics import ConformalSettings, conformal_markdown, conformal_metrics
 from evaluation.corruption_suite import (
     corruption_metrics,
@@ -38,7 +39,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--conformal-score", nargs="+", choices=SCORES, default=["aps"],
                        help="non-conformity scores; the first is the primary one (default: %(default)s)")
     group.add_argument("--mondrian", action="store_true",
-                       help="class-conditional conformal thresholds: every class covered at 1 - alpha")
+                       help="class-conditional conformal thresholds: every class covered at 1 - alpha; adds a "
+                            "per-class report of coverage over --conformal-draws draws against its exact 95%% "
+                            "sampling range")
+    group.add_argument("--conformal-allow-empty", action="store_true",
+                       help="keep the papers' APS / RAPS / LAC scores unchanged, so a set may be empty, instead of "
+                            "always holding the most probable class (needed for exact per-class coverage when the "
+                            "model's recall of a class exceeds 1 - alpha)")
+    group.add_argument("--conformal-draws", type=int, default=DEFAULT_DRAWS,
+                       help="with --mondrian: draws of the randomized scores' uniforms that per-class coverage is "
+                            "averaged over (default: %(default)s)")
     group.add_argument("--conformal-deterministic", action="store_true",
                        help="non-randomized APS / RAPS (conservative sets) instead of the randomized ones")
     group.add_argument("--raps-lambda", type=float, default=0.01,
@@ -81,6 +91,10 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     if args.save_conformal is not None and not args.conformal:
         parser.error("--save-conformal writes a fitted calibrator: add --conformal ALPHA (e.g. 0.1) and "
                      "validation predictions (--calibrate-split valid or --calibrate-on valid.npz)")
+    if args.conformal_draws < 1:
+        parser.error(f"--conformal-draws must be a positive number of draws, got {args.conformal_draws}")
+    if args.conformal_allow_empty and not args.conformal:
+        parser.error("--conformal-allow-empty changes conformal sets: add --conformal ALPHA (e.g. 0.1)")
     if args.raps_lambda < 0 or args.raps_k_reg < 0:
         parser.error("--raps-lambda and --raps-k-reg must be >= 0")
     if args.checkpoint is None:
@@ -114,7 +128,8 @@ class ShiftInputs:
 def gather(args: argparse.Namespace) -> ShiftInputs:
     """Load or compute the OOD and corruption predictions the flags ask for."""
     settings = ConformalSettings(tuple(args.conformal), tuple(args.conformal_score), args.mondrian,
-                                 not args.conformal_deterministic, args.raps_lambda, args.raps_k_reg, args.seed)
+                                 not args.conformal_deterministic, args.raps_lambda, args.raps_k_reg, args.seed,
+                                 args.conformal_allow_empty, args.conformal_draws)
     inputs = ShiftInputs(settings, save_conformal=args.save_conformal)
     if args.predictions is not None:
         inputs.test_extra = load_extra_scores(args.predictions)
@@ -201,9 +216,25 @@ def evaluate_shift(predictions: Any, validation: Any | None, inputs: ShiftInputs
         figures.append((uq_plots.conformal_coverage_plot(results, names)[0], "conformal_coverage",
                         "Conformal coverage and set size per class"))
         kind = "class-conditional (Mondrian)" if settings.mondrian else "marginal"
+        empty = "empty sets allowed" if settings.allow_empty else "never-empty sets"
         sections.append(f"## Conformal sets\n\n{kind} thresholds, "
-                        f"{'randomized' if settings.randomized else 'non-randomized'} scores, calibrated on "
+                        f"{'randomized' if settings.randomized else 'non-randomized'} scores, {empty}, calibrated on "
                         f"{validation.num_examples} validation examples.\n\n" + conformal_markdown(results, names))
+        if settings.mondrian:
+            # LAC and non-randomized APS / RAPS draw nothing: their sets are the same every time.
+            reports = [class_coverage(r.calibrator, validation.probs, validation.labels, predictions.probs,
+                                      predictions.labels, seed=settings.seed,
+                                      draws=settings.class_draws if settings.randomized and r.score != "lac" else 1)
+                       for r in results]
+            metrics.update(class_coverage_metrics(reports, names))
+            figures.append((uq_plots.class_coverage_plot(reports, names)[0], "conformal_class_coverage",
+                            "Per-class coverage of Mondrian sets with its 95% range under exchangeability"))
+            sections.append("## Per-class coverage against its sampling range\n\n"
+                            "Coverage averaged over draws of the randomized scores; the range is the central 95% of "
+                            "the coverage of a correct calibration with these n and m (Beta-Binomial). "
+                            + ("With never-empty sets, coverage above the range is over-coverage by construction "
+                               "(the class's top-1 recall exceeds 1 - alpha). " if not settings.allow_empty else "")
+                            + "\n\n" + class_coverage_markdown(reports, names))
 
     scores = uncertainty_score_table(predictions, inputs.test_extra, calibrator)
     metrics.update(misclassification_metrics(scores, predictions.probs, predictions.labels))

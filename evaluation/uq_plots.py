@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from evaluation.class_coverage import ClassCoverage
 from evaluation.conformal_metrics import ConformalResult
 from evaluation.ood import ood_auroc, roc_curve
 from evaluation.plots import _figure
@@ -60,6 +61,53 @@ def conformal_coverage_plot(results: Sequence[ConformalResult], class_names: Seq
     ax_size.set_xticks(x, labels=list(class_names), rotation=45, ha="right")
     ax_size.grid(axis="y", alpha=0.3)
     return fig, np.array([ax_cov, ax_size])
+
+
+def class_coverage_plot(reports: Sequence[ClassCoverage], class_names: Sequence[str],
+                        title: str | None = None) -> tuple[Figure, np.ndarray]:
+    """Per-class coverage of Mondrian sets against its sampling range, one panel per alpha.
+
+    For each class and score: a shaded bar spans the central range of the coverage under
+    exchangeability, a marker gives the mean coverage over the draws (whiskers: its SD); the
+    dashed line is ``1 - alpha`` and the dotted lines the tolerance around it.
+
+    Returns:
+        ``(fig, axes)``, one axis per alpha.
+    """
+    if not reports:
+        raise ValueError("reports: expected at least one (alpha, score) class-coverage report, found none")
+    alphas = sorted({r.alpha for r in reports})
+    scores = list(dict.fromkeys(r.score for r in reports))
+    k = len(class_names)
+    fig = _figure(max(6.0, 0.9 * k + 2.5), 2.8 * len(alphas) + 0.6)
+    axes = np.atleast_1d(fig.subplots(len(alphas), 1, sharex=True, squeeze=False).ravel())
+    x = np.arange(k)
+    width = 0.7 / len(scores)
+    first = reports[0]
+    for ax, alpha in zip(axes, alphas):
+        for report in (r for r in reports if r.alpha == alpha):
+            i = scores.index(report.score)
+            offset = (i - (len(scores) - 1) / 2) * width
+            color = f"C{i % 10}"
+            ax.bar(x + offset, report.range_high - report.range_low, width * 0.9, bottom=report.range_low,
+                   color=color, alpha=0.25, label=f"{report.score}: {report.level:.0%} range")
+            ax.errorbar(x + offset, report.coverage_mean, yerr=report.coverage_sd, fmt="o", color=color,
+                        markersize=4, capsize=2, label=f"{report.score}: coverage")
+        target = 1 - alpha
+        ax.axhline(target, color="0.2", linestyle="--", linewidth=0.9)
+        for edge in (target - first.tolerance, min(1.0, target + first.tolerance)):
+            ax.axhline(edge, color="0.5", linestyle=":", linewidth=0.8)
+        ax.set(ylabel="Coverage",
+               title=f"alpha = {alpha:g} (target {target:.2f}, ±{first.tolerance * 100:g} pts dotted)")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    labels = [f"{name}\n{int(n)} / {int(m)}" for name, n, m in zip(class_names, first.calibration_count,
+                                                                    first.test_count)]
+    axes[-1].set_xticks(x, labels=labels, rotation=45, ha="right")
+    axes[-1].set_xlabel("Class (calibration / test examples)")
+    if title:
+        fig.suptitle(title)
+    return fig, axes
 
 
 def ood_histogram_plot(in_scores: Mapping[str, np.ndarray], out_scores: Mapping[str, np.ndarray],

@@ -68,6 +68,37 @@ def test_predictions_mode_end_to_end(tmp_path, saved):
     assert "class-conditional (Mondrian)" in report
 
 
+@pytest.mark.parametrize("allow_empty", [False, True])
+def test_mondrian_per_class_report(tmp_path, saved, allow_empty):
+    out = tmp_path / "eval"
+    assert main(["--predictions", str(saved["test"]), "--calibrate-on", str(saved["valid"]), "--out", str(out),
+                 "--conformal", "0.1", "0.2", "--conformal-score", "aps", "raps", "--mondrian",
+                 "--conformal-draws", "3",
+                 "--formats", "png"] + (["--conformal-allow-empty"] if allow_empty else [])) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["conformal_allow_empty"] == int(allow_empty) and metrics["conformal_class_draws"] == 3
+    valid, test = np.load(saved["valid"]), np.load(saved["test"])
+    assert metrics["conformal_class_calibration_count/sadness"] == int((valid["labels"] == 3).sum())
+    assert metrics["conformal_class_test_count/sadness"] == int((test["labels"] == 3).sum())
+    for key in ("0.1/aps", "0.2/raps"):
+        low, high = (metrics[f"conformal_class_range_{end}@{key}/neutral"] for end in ("low", "high"))
+        mean = metrics[f"conformal_class_coverage_mean@{key}/neutral"]
+        assert low < 1 - float(key.split("/")[0]) < high
+        assert metrics[f"conformal_class_in_range@{key}/neutral"] == int(low <= mean <= high)
+        assert 0 <= metrics[f"conformal_classes_within_tolerance@{key}"] <= 4
+    assert (out / "conformal_class_coverage.png").is_file()
+    report = (out / "report.md").read_text()
+    assert "## Per-class coverage against its sampling range" in report and "**raps, alpha 0.2**" in report
+    assert ("empty sets allowed" in report) == allow_empty
+
+
+def test_per_class_draws_need_a_positive_count(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--predictions", str(tmp_path / "p.npz"), "--out", str(tmp_path / "o"), "--calibrate-on", "v.npz",
+              "--conformal", "0.1", "--mondrian", "--conformal-draws", "0"])
+    assert "--conformal-draws must be a positive number of draws, got 0" in capsys.readouterr().err
+
+
 def test_the_saved_calibrator_gives_the_sets_that_were_scored(tmp_path, saved, capsys):
     from bayes_fer.conformal import ConformalCalibrator, coverage
     from evaluation.predictions import load_predictions
@@ -94,6 +125,7 @@ def test_the_saved_calibrator_gives_the_sets_that_were_scored(tmp_path, saved, c
     (["--ood-synthetic", "10"], "need --checkpoint; with --predictions use --ood-predictions"),
     (["--corruptions"], "need --checkpoint"),
     (["--raps-lambda", "-1"], "--raps-lambda and --raps-k-reg must be >= 0"),
+    (["--conformal-allow-empty"], "--conformal-allow-empty changes conformal sets: add --conformal ALPHA"),
 ])
 def test_bad_flag_combinations(tmp_path, argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

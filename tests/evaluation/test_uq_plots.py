@@ -23,6 +23,27 @@ def test_conformal_coverage_plot_draws_a_bar_per_class_and_result():
         uq_plots.conformal_coverage_plot([], ["a"])
 
 
+def test_class_coverage_plot_shades_each_range_and_marks_each_mean():
+    from bayes_fer.conformal import ConformalCalibrator
+    from evaluation.class_coverage import class_coverage
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    probs = rng.dirichlet(np.ones(3), 300) * 0.5 + 0.5 * np.eye(3)[labels]
+    reports = [class_coverage(ConformalCalibrator(alpha=alpha, score=score, mondrian=True), probs[:150],
+                              labels[:150], probs[150:], labels[150:], draws=2)
+               for alpha in (0.1, 0.2) for score in ("aps", "raps")]
+    fig, axes = uq_plots.class_coverage_plot(reports, ["a", "b", "c"])
+    assert len(axes) == 2 and len(axes[0].patches) == 6  # two scores x three classes
+    np.testing.assert_allclose([p.get_y() for p in axes[0].patches[:3]], reports[0].range_low)
+    np.testing.assert_allclose([p.get_y() + p.get_height() for p in axes[1].patches[3:]], reports[3].range_high)
+    assert axes[1].get_title().startswith("alpha = 0.2 (target 0.80")
+    assert [t.get_text().split("\n")[1] for t in axes[1].get_xticklabels()] == \
+        [f"{n} / {m}" for n, m in zip(reports[0].calibration_count, reports[0].test_count)]
+    with pytest.raises(ValueError, match="at least one"):
+        uq_plots.class_coverage_plot([], ["a"])
+
+
 def test_ood_figures_title_each_score_with_its_auroc():
     faces = {"max_prob": np.array([0.1, 0.2, 0.3]), "entropy": np.array([0.5, 0.6, 0.7])}
     other = {"max_prob": np.array([0.4, 0.5]), "entropy": np.array([0.1, 0.2])}
