@@ -36,7 +36,7 @@ from bayes_fer.faces import DETECTORS, find_faces  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog="example: python benchmarks/bench_faces.py --data-root ../shared/data/ferplus "
                                        "--split valid --count 300")
     p.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data" / "ferplus",
