@@ -11,9 +11,17 @@ except ImportError:  # the tests that use it skip with a reason
     cv2 = None
 
 
-def fer_faces(root: Path, count: int, start: int = 0) -> list[np.ndarray]:
-    """``count`` 48x48 greyscale FER+ test faces (uint8), in file order from ``start``."""
-    files = sorted((root / "FER2013Test").glob("*.png"))[start:start + count]
+SPLIT_FOLDERS = {"train": "FER2013Train", "valid": "FER2013Valid", "test": "FER2013Test"}
+#: Group photos: pasted face sides (px) and in-plane rotations (degrees, counter-clockwise).
+GROUP_SCALES = (72, 100, 130)
+GROUP_ANGLES = (-30.0, -15.0, 0.0, 15.0, 30.0)
+
+
+def fer_faces(root: Path, count: int, start: int = 0, split: str = "test") -> list[np.ndarray]:
+    """``count`` 48x48 greyscale FER+ faces of ``split`` (uint8), in file order from ``start``."""
+    if split not in SPLIT_FOLDERS:
+        raise ValueError(f"split must be one of {tuple(SPLIT_FOLDERS)}, got {split!r}")
+    files = sorted((root / SPLIT_FOLDERS[split]).glob("*.png"))[start:start + count]
     return [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
 
 
@@ -36,6 +44,25 @@ def paste(scene: np.ndarray, face: np.ndarray, centre: tuple[float, float], side
     mask = cv2.warpAffine(np.full((side, side), 255, np.uint8), M, (w, h))
     scene[:] = np.where(mask > 127, warped, scene)
     return centre[0] - side / 2, centre[1] - side / 2, centre[0] + side / 2, centre[1] + side / 2
+
+
+def group_photos(faces: list[np.ndarray], seed: int = 0) -> list[tuple[np.ndarray, list[tuple]]]:
+    """Photos of three faces each, cycling through :data:`GROUP_SCALES` and :data:`GROUP_ANGLES`.
+
+    Returns (640x480 greyscale photo, [(true box, angle, side, face) per face]) per photo.
+    """
+    rng = np.random.default_rng(seed)
+    photos = []
+    for start in range(0, len(faces), 3):
+        scene = background(rng)
+        truth = []
+        for j, face in enumerate(faces[start:start + 3]):
+            side = GROUP_SCALES[(start // 3 + j) % len(GROUP_SCALES)]
+            angle = GROUP_ANGLES[(start + j) % len(GROUP_ANGLES)]
+            centre = (110 + 210 * j + rng.uniform(-15, 15), 240 + rng.uniform(-80, 80))
+            truth.append((paste(scene, face, centre, side, angle), angle, side, face))
+        photos.append((scene, truth))
+    return photos
 
 
 def iou(a, b) -> float:

@@ -15,15 +15,17 @@ cv2 = pytest.importorskip("cv2", reason='face detection needs pip install "bayes
 from bayes_fer import faces as faces_module  # noqa: E402
 from bayes_fer.faces import aligned_crop, find_faces  # noqa: E402
 
-SCALES = (72, 100, 130)
-ANGLES = (-30.0, -15.0, 0.0, 15.0, 30.0)
-# Measured with MTCNN on this composition (FER+ test faces 0-44): recall 0.87 (39 of 45), eye
-# lines within 5 degrees for 35 of 36; composed the same way from 300 FER+ validation faces,
-# recall 0.90 (from test faces 0-299: 0.87). The issue asks for 0.95, which framing from the
-# face alone does not reach: MTCNN finds 0.99 of the validation faces, but about 7% of the FER
-# crops frame their face at under 0.7 or over 1.4 times the median size (the eye distance,
-# the eye-to-mouth distance and MTCNN's box all agree), and no box placed from the face then
-# overlaps the pasted square by half. The bound sits one face below the measured figure.
+# Measured with MTCNN on this composition (FER+ test faces 0-44; `python benchmarks/bench_faces.py
+# --split test --count 45`): recall 0.87 (39 of 45), eye lines within 5 degrees for 35 of 36.
+# Composed the same way from 300 FER+ validation faces: 0.90 (269 of 300). The issue asks for
+# 0.95, which no box placed from the face reaches here: the box is the crop the model sees, framed
+# as FER frames its faces (from the eyes and mouth), and the truth is the pasted FER crop. 7% of
+# the validation faces (21) are found but framed by their FER crop at under 0.7 or over 1.4 times
+# the median scale; 18 of the 21 miss IoU 0.5 as much when detected alone and upright (the eye
+# and mouth scale cues agree, correlation 0.82), so even a perfect detector stays near 0.93.
+# A further 3% (10) are not found (hands over the face, turned heads, close-ups cut by the
+# crop's edge); 9 of those 10 are not found upright and alone either.
+# The bound sits one face below the measured figure.
 MIN_RECALL = 0.84
 # OpenCV's Haar cascade, the fallback without the mtcnn package: measured 0.69 here. It misses
 # tightly cropped 48x48 faces without head or hair around them.
@@ -35,19 +37,8 @@ mtcnn_installed = pytest.mark.skipif(importlib.util.find_spec("mtcnn") is None,
 @pytest.fixture(scope="module")
 def group_photos():
     root = require_shared("data", "ferplus")
-    rng = np.random.default_rng(0)
-    faces = scenes.fer_faces(root, 45)
-    photos = []
-    for start in range(0, len(faces), 3):
-        scene = scenes.background(rng)
-        truth = []
-        for j, face in enumerate(faces[start:start + 3]):
-            side = SCALES[(start // 3 + j) % len(SCALES)]
-            angle = ANGLES[(start + j) % len(ANGLES)]
-            centre = (110 + 210 * j + rng.uniform(-15, 15), 240 + rng.uniform(-80, 80))
-            truth.append((scenes.paste(scene, face, centre, side, angle), angle, face))
-        photos.append((Image.fromarray(scene), truth))
-    return photos
+    return [(Image.fromarray(scene), [(box, angle, face) for box, angle, _, face in truth])
+            for scene, truth in scenes.group_photos(scenes.fer_faces(root, 45))]
 
 
 def native_roll(face: np.ndarray, detector: str) -> float | None:
