@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from bayes_fer import CheckpointError, create_model, list_models
-from bayes_fer.models import count_parameters
-from bayes_fer.models import layers
+from bayes_fer.models import count_parameters, layers, poster
 from bayes_fer.models.convert import ir50_filter_fn, mobilefacenet_filter_fn, poster_checkpoint_filter_fn
 from bayes_fer.models.poster import CrossAttention
 from tests.conftest import require_shared
@@ -184,6 +183,22 @@ def test_biased_attention_gradients_match_finite_differences(monkeypatch, scores
     q, k, v = (torch.randn(3, 2, 4, 3, dtype=torch.float64, requires_grad=True) for _ in range(3))
     bias = torch.randn(4, 4, 2, dtype=torch.float64).permute(2, 0, 1).requires_grad_()  # (h, N, N), not contiguous
     assert torch.autograd.gradcheck(layers.biased_attention, (q, k, v, bias))
+
+
+def test_cpu_inference_in_chunks_equals_the_whole_batch(monkeypatch):
+    model = create_model("poster_var_tiny").eval()
+    x = torch.randn(5, 3, 112, 112)
+    with torch.inference_mode():
+        whole = model(x)
+        per_image = model.backbone.stem[0].out_channels * 112**2 * 4
+        monkeypatch.setattr(poster, "INFERENCE_CHUNK_BYTES", 2 * per_image)  # chunks of 2, 2 and 1
+        assert model._inference_chunk(x) == 2
+        chunked = model(x)
+    for a, b in zip(whole, chunked):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert model._inference_chunk(x[:2]) == 0  # a batch that fits runs whole
+    with torch.enable_grad():
+        assert model._inference_chunk(x) == 0  # training and gradients see the batch whole
 
 
 def test_training_batch_of_one_works():
