@@ -32,7 +32,6 @@ from bayes_fer.training.batches import Batches
 from bayes_fer.training.builder import build_network, build_vich
 from bayes_fer.training.checks import check_config
 from bayes_fer.training.config import LR_SCHEDULES, TrainConfig, preset
-from bayes_fer.training.cpu_memory import keep_freed_cpu_memory
 from bayes_fer.training.data import load_splits
 from bayes_fer.training.device import resolve_device
 from bayes_fer.training.logs import MetricsLogger
@@ -90,8 +89,6 @@ class Trainer:
         self.config = config
         self.out = Path(config.out)
         self.dist, self.device = distributed.setup(resolve_device(config.device))
-        if self.device.type == "cpu":
-            keep_freed_cpu_memory()  # or each step faults its activations in afresh
         self.main = self.dist.is_main  # the one process that writes checkpoints, logs and messages
         rundir.prepare(self.out, resume=resume, overwrite=overwrite)
         self._clear_first = overwrite and not resume
