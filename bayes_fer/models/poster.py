@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from bayes_fer.pyro_scope import LocalPyroModule
+from pyro.nn import PyroModule
 from torch import nn
 
 from bayes_fer.models.ir50 import IR50
 from bayes_fer.models.layers import DropPath, Mlp, SqueezeExcite, TransformerBlock, biased_attention
 from bayes_fer.models.mobilefacenet import MobileFaceNet
+from bayes_fer.pyro_scope import LocalPyroModule
 
 NATIVE_SIZE = 112
 #: CPU inference runs large batches in chunks whose largest map stays under this size.
@@ -206,6 +207,17 @@ class PosterNet(LocalPyroModule):
         # Channels-last convolutions: oneDNN and cuDNN run them without reordering each
         # layer's input, and the maps turn into tokens (B, H*W, C) without a copy.
         self.to(memory_format=torch.channels_last)
+
+    def __getattr__(self, name: str):
+        # Inside a Pyro call, a PyroModule reads each parameter, and each parameter of a plain
+        # child module, through a stand-in `param` statement. Ours are module-local and trained
+        # by torch, so those statements reach no store; they cost hundreds of effects a forward
+        # pass and break torch.compile's graph at every child under the ELBO's trace. The
+        # network reads its own parameters and plain children as torch does.
+        modules, params = self.__dict__.get("_modules", {}), self.__dict__.get("_parameters", {})
+        if name in params or (name in modules and not isinstance(modules[name], PyroModule)):
+            return nn.Module.__getattr__(self, name)
+        return super().__getattr__(name)
 
     @property
     def num_classes(self) -> int:

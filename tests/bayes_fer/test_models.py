@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import json
 
+import pyro
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,7 @@ from bayes_fer import CheckpointError, create_model, list_models
 from bayes_fer.models import count_parameters, layers, poster
 from bayes_fer.models.convert import ir50_filter_fn, mobilefacenet_filter_fn, poster_checkpoint_filter_fn
 from bayes_fer.models.poster import CrossAttention
+from guides import create_guide
 from tests.conftest import require_shared
 
 KINDS = {"poster_var": "var", "poster_pp": "pp"}
@@ -199,6 +201,23 @@ def test_cpu_inference_in_chunks_equals_the_whole_batch(monkeypatch):
     assert model._inference_chunk(x[:2]) == 0  # a batch that fits runs whole
     with torch.enable_grad():
         assert model._inference_chunk(x) == 0  # training and gradients see the batch whole
+
+
+def test_features_trace_as_one_graph_inside_the_guide_under_the_elbo_trace():
+    # What --compile compiles runs inside the guide's call and Pyro's trace, where a PyroModule's
+    # attribute reads become Pyro effects unless the network reads its parts as torch does.
+    net = create_model("poster_var_tiny").train()
+    guide = create_guide("normal", num_classes=7, feature_dim=net.config.embed_dim, net=net)
+    explained = []
+
+    def features_fn(x):
+        explained.append(torch._dynamo.explain(net.forward_features)(x))
+        return net.forward_features(x)
+
+    guide.features_fn = features_fn
+    with pyro.poutine.trace():
+        guide(torch.randn(2, 3, 112, 112))
+    assert explained[0].graph_count == 1 and explained[0].graph_break_count == 0, explained[0].break_reasons
 
 
 def test_training_batch_of_one_works():
