@@ -26,7 +26,6 @@ import torch
 from pyro.infer import TraceMeanField_ELBO
 
 from bayes_fer import checkpoint as ckpt_io
-from bayes_fer.models import CheckpointError
 from bayes_fer.training import distributed, rundir
 from bayes_fer.training.batches import Batches
 from bayes_fer.training.builder import build_network, build_vich
@@ -38,7 +37,7 @@ from bayes_fer.training.logs import MetricsLogger
 from bayes_fer.training.metrics import evaluate, progress
 from bayes_fer.training.objective import elbo_loss, make_schedules
 from bayes_fer.training.resume import check_resumable, saved_config
-from bayes_fer.training.state import get_rng_state, set_rng_state
+from bayes_fer.training.state import restore_trainer, trainer_state
 from bayes_fer.training.tally import LossTally
 from bayes_fer.vich import CLASS_PRIORS, LIKELIHOODS
 from guides.base import ENCODER
@@ -131,7 +130,7 @@ class Trainer:
             self.guide.features_fn = torch.compile(net.forward_features)
         self.elbo = TraceMeanField_ELBO()
         if state is not None:
-            self._load(state, self.out / "last.pt")
+            restore_trainer(self, state, self.out / "last.pt")
         distributed.seed_process(self.dist, config.seed, self.step)
         self.ddp = distributed.wrap(self.dist, {"model": self.model, "guide": self.guide},  # the guide owns the network
                                     self._local_loss, self.device)
@@ -147,59 +146,9 @@ class Trainer:
         return torch.as_tensor(np.bincount(self.train_set.labels, minlength=K), dtype=torch.float64)
 
     # -- checkpoints -------------------------------------------------------------------------
-    def _state(self) -> dict:
-        return {
-            "format": ckpt_io.FORMAT,
-            # The network's tensors under "model", as before the guide owned it: old checkpoints still load.
-            "model": self.guide.net.state_dict(),
-            "guide": self.guide.state_dict_without_net(),
-            "vich": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "warmup": self.warmup.state_dict(),
-            "decay": self.decay.state_dict(),
-            "rng": get_rng_state(),
-            "config": dataclasses.asdict(self.config),
-            "model_config": _plain(dataclasses.asdict(self.guide.net.config)),
-            "class_names": list(self.class_names),
-            "data": {"dataset": self.config.dataset, "label_mode": self.config.label_mode, "image_size": self.config.image_size},
-            "epoch": self.epoch,
-            "step": self.step,
-            "epoch_step": self.epoch_step,
-            "steps_per_epoch": self.steps_per_epoch,
-            "epoch_tally": list(self.tally),
-            "epoch_validated": self.epoch_validated,
-            "best_metric": self.best,
-            "best_metric_name": "valid/accuracy",
-        }
-
     def _save(self, name: str) -> None:
         if self.main:
-            ckpt_io.save_atomic(self._state(), self.out / name)
-
-    def _load(self, state: dict, path: Path) -> None:
-        if list(state["class_names"]) != list(self.class_names):
-            raise ValueError(f"{path} was trained for classes {state['class_names']}, this data has {list(self.class_names)}")
-        if state.get("steps_per_epoch", self.steps_per_epoch) != self.steps_per_epoch:
-            raise ValueError(f"{path} was made with {state['steps_per_epoch']} steps per epoch, this data gives "
-                             f"{self.steps_per_epoch}: the training split changed since that run")
-        try:
-            self.guide.net.load_state_dict(state["model"])
-            self.guide.load_state_dict_without_net(state["guide"])
-            self.model.load_state_dict(state["vich"])
-            self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            what = " ".join(str(e).split())[:600] or type(e).__name__
-            raise CheckpointError(f"{path} does not fit the network, guide and model of this configuration: {what}") from None
-        self.warmup.load_state_dict(state["warmup"])
-        self.decay.load_state_dict(state["decay"])
-        set_rng_state(state["rng"])
-        self.epoch, self.step, self.best = state["epoch"], state["step"], state["best_metric"]
-        self.epoch_step = state.get("epoch_step", 0)
-        self.tally = tuple(state.get("epoch_tally", (0.0, 0, 0.0)))
-        self.epoch_validated = state.get("epoch_validated", True)
-        where = f", step {self.epoch_step} of {self.steps_per_epoch} in epoch {self.epoch + 1}" if self.epoch_step else ""
-        if self.main:
-            print(f"resumed from {path}: epoch {self.epoch}{where}, step {self.step}, best valid accuracy {self.best:.4f}")
+            ckpt_io.save_atomic(trainer_state(self), self.out / name)
 
     def _schedules(self) -> tuple[torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.LRScheduler]:
         return make_schedules(self.optimizer, self.config, self.steps_per_epoch)
@@ -440,10 +389,6 @@ class Trainer:
             f"balanced {metrics['test/balanced_accuracy']:.4f}  NLL {metrics['test/nll']:.4f}  ECE {metrics['test/ece']:.4f}"
         )
         return metrics
-
-
-def _plain(d: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items() if k != "extra"}
 
 
 def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
