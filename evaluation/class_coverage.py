@@ -37,13 +37,12 @@ Keys written to ``metrics.json`` (``A`` printed with ``%g``; ``<score>`` e.g. ``
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from bayes_fer.conformal import ConformalCalibrator
+from bayes_fer.conformal import ConformalCalibrator, conformal_rank
 
 #: Probability mass of the reported sampling range of a class's coverage.
 RANGE_LEVEL = 0.95
@@ -53,20 +52,10 @@ CLASS_TOLERANCE = 0.05
 DEFAULT_DRAWS = 50
 
 
-def conformal_rank(n: int, alpha: float) -> int:
-    """``ceil((n + 1)(1 - alpha))``: the rank of the threshold among ``n`` calibration scores.
-
-    The same rule, tolerance included, as :func:`bayes_fer.conformal.conformal_quantile`.
-    """
-    if n < 0 or not 0.0 < alpha < 1.0:
-        raise ValueError(f"conformal_rank: expected n >= 0 and alpha in (0, 1), got n = {n}, alpha = {alpha}")
-    return math.ceil((n + 1) * (1.0 - alpha) - 1e-9)
-
-
 def covered_count_range(n: int, m: int, alpha: float, level: float = RANGE_LEVEL) -> tuple[int, int]:
     """Central ``level`` range of the covered count among ``m`` test examples of one class.
 
-    The count is ``BetaBinomial(m, r, n + 1 - r)`` with ``r`` from :func:`conformal_rank`; the
+    The count is ``BetaBinomial(m, r, n + 1 - r)`` with ``r`` from :func:`bayes_fer.conformal.conformal_rank`; the
     range is ``[ppf((1 - level) / 2), ppf((1 + level) / 2)]``, which holds at least ``level``
     of the mass (the distribution is discrete).
 

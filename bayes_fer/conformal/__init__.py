@@ -9,6 +9,7 @@ from bayes_fer.conformal.calibrator import FORMAT_VERSION, ConformalCalibrator
 from bayes_fer.conformal.scores import (
     SCORES,
     conformal_quantile,
+    conformal_rank,
     conformity_scores,
     coverage,
     prediction_sets,
@@ -21,6 +22,7 @@ __all__ = [
     "SCORES",
     "ConformalCalibrator",
     "conformal_quantile",
+    "conformal_rank",
     "conformity_scores",
     "coverage",
     "prediction_sets",

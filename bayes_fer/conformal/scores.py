@@ -127,6 +127,13 @@ def conformity_scores(
     return scores
 
 
+def conformal_rank(n: int, alpha: float) -> int:
+    """``ceil((n + 1)(1 - alpha))``: the rank of the threshold among ``n`` calibration scores."""
+    if n < 0 or not 0.0 < alpha < 1.0:
+        raise ValueError(f"conformal_rank: expected n >= 0 and alpha in (0, 1), got n = {n}, alpha = {alpha}")
+    return math.ceil((n + 1) * (1.0 - alpha) - 1e-9)  # the tolerance keeps e.g. (19 + 1) * 0.95 at 19
+
+
 def conformal_quantile(scores, alpha: float) -> float:
     """The ``ceil((n + 1)(1 - alpha))``-th smallest of ``n`` calibration scores (``inf`` past ``n``).
 
@@ -142,7 +149,7 @@ def conformal_quantile(scores, alpha: float) -> float:
     n = scores.shape[0]
     if n == 0:
         raise ValueError("scores: expected at least one calibration score, found none")
-    rank = math.ceil((n + 1) * (1.0 - alpha) - 1e-9)  # the tolerance keeps e.g. (19 + 1) * 0.95 at 19
+    rank = conformal_rank(n, alpha)
     return float("inf") if rank > n else float(scores[rank - 1])
 
 

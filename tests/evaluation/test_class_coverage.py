@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 from scipy.stats import betabinom
 
-from bayes_fer.conformal import ConformalCalibrator, conformal_quantile
+from bayes_fer.conformal import ConformalCalibrator, conformal_quantile, conformal_rank
 from evaluation.class_coverage import (
     class_coverage,
     class_coverage_markdown,
     class_coverage_metrics,
-    conformal_rank,
     covered_count_range,
 )
 
