@@ -52,16 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def native_roll(face: np.ndarray, detector: str) -> float | None:
-    """The face's own roll in its FER image, by the same detector on the upright face (as the test)."""
-    import cv2
-    from PIL import Image
-
-    big = Image.fromarray(cv2.resize(face, (192, 192), interpolation=cv2.INTER_CUBIC))
-    found = find_faces(big, angles=(0.0,), detector=detector)
-    return found[0].angle if found and found[0].landmarks == "eyes" else None
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import cv2
@@ -83,14 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         extra += sum(not any(b[0] <= (f.box[0] + f.box[2]) / 2 <= b[2] and b[1] <= (f.box[1] + f.box[3]) / 2 <= b[3]
                              for b, *_ in truth) for f in found)
         for box, angle, side, face in truth:
-            match = max(found, key=lambda f: scenes.iou(box, f.box), default=None)
-            score = scenes.iou(box, match.box) if match else 0.0
+            match, score = scenes.best_match(box, found)
             hit = score >= 0.5
             for key in ("all", f"angle {angle:+.0f}", f"side {side}"):
                 hits[key].append(hit)
             if hit:
                 if not args.no_eyes and match.landmarks == "eyes":
-                    roll = native_roll(face, args.detector)
+                    roll = scenes.native_roll(face, args.detector)
                     if roll is not None:
                         eye_errors.append(abs(match.angle - (roll - angle)))
                 continue

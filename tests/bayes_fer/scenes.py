@@ -72,6 +72,23 @@ def iou(a, b) -> float:
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
+def best_match(box, found) -> tuple[object | None, float]:
+    """The detected face (anything with a ``.box``) overlapping ``box`` most, and that IoU (0 when none)."""
+    match = max(found, key=lambda f: iou(box, f.box), default=None)
+    return match, (iou(box, match.box) if match is not None else 0.0)
+
+
+def native_roll(face: np.ndarray, detector: str) -> float | None:
+    """The face's own roll in its FER image, by the same detector and eye finder on the upright face."""
+    from PIL import Image
+
+    from bayes_fer.faces import find_faces
+
+    big = Image.fromarray(cv2.resize(face, (192, 192), interpolation=cv2.INTER_CUBIC))
+    found = find_faces(big, angles=(0.0,), detector=detector)
+    return found[0].angle if found and found[0].landmarks == "eyes" else None
+
+
 def write_clip(path: Path, faces: list[np.ndarray], seconds: float = 10.0, fps: int = 30, seed: int = 0) -> int:
     """A 640x480 clip of ``faces`` side by side, drifting slowly; returns the frame count."""
     rng = np.random.default_rng(seed)

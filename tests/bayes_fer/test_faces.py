@@ -41,24 +41,17 @@ def group_photos():
             for scene, truth in scenes.group_photos(scenes.fer_faces(root, 45))]
 
 
-def native_roll(face: np.ndarray, detector: str) -> float | None:
-    """The face's own roll in its FER image, by the same eye finder on the upright face."""
-    big = Image.fromarray(cv2.resize(face, (192, 192), interpolation=cv2.INTER_CUBIC))
-    found = find_faces(big, angles=(0.0,), detector=detector)
-    return found[0].angle if found and found[0].landmarks == "eyes" else None
-
-
 def recall_and_eye_errors(group_photos, detector: str) -> tuple[float, list[float]]:
     hits, total, errors = 0, 0, []
     for photo, truth in group_photos:
         found = find_faces(photo, detector=detector)
         for box, angle, face in truth:
             total += 1
-            match = max(found, key=lambda f: scenes.iou(box, f.box), default=None)
-            if match is None or scenes.iou(box, match.box) < 0.5:
+            match, overlap = scenes.best_match(box, found)
+            if overlap < 0.5:
                 continue
             hits += 1
-            roll = native_roll(face, detector)
+            roll = scenes.native_roll(face, detector)
             if match.landmarks == "eyes" and roll is not None:
                 # Pasting rotated the face counter-clockwise by `angle`: its roll became roll - angle,
                 # and the aligned crop's eye line is off level by what the estimate misses of that.
