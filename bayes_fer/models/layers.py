@@ -1,6 +1,9 @@
 """Small building blocks shared by the POSTER networks."""
 from __future__ import annotations
 
+import math
+import threading
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,6 +25,46 @@ def conv_bn(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> torch.Tenso
     if conv.bias is not None:
         shift = shift + conv.bias * scale
     return F.conv2d(x, weight, shift.to(weight.dtype), conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+class ScratchBuffers(threading.local):
+    """Transient buffers of the CPU training kernels, one per role, kept between calls.
+
+    A layer's tile or patch tensors are several MB each. glibc serves blocks that size
+    with fresh pages, and faulting them in on every call cost more than some of the
+    work done in them. Each buffer grows to the largest request of its role and is
+    shared by every layer on the thread; ``clear()`` gives the memory back.
+    """
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, torch.Tensor] = {}
+
+    def get(self, role: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        n = math.prod(shape)
+        buf = self.buffers.get(role)
+        if buf is None or buf.numel() < n or buf.dtype != dtype:
+            buf = self.buffers[role] = torch.empty(n, dtype=dtype)
+        return buf[:n].view(shape)
+
+    def clear(self) -> None:
+        self.buffers.clear()
+
+
+def cpu_float32_training(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether a convolution is a float32 CPU pass that autograd will differentiate.
+
+    The CPU training kernels (``winograd``, ``im2col``) run only then; GPUs, inference,
+    ``torch.compile``, tracing and ONNX export keep PyTorch's own kernels.
+    """
+    return (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32 == weight.dtype
+        and torch.is_grad_enabled()
+        and (x.requires_grad or weight.requires_grad)
+        and not torch.jit.is_tracing()
+        and not torch.compiler.is_compiling()
+        and not torch.onnx.is_in_onnx_export()
+    )
 
 
 #: Scores recomputed at once in the attention backward pass (8 MB of float32).

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from pyro.nn import PyroModule
 from torch import nn
 
+from bayes_fer.models.im2col import PatchConv2d
 from bayes_fer.models.ir50 import IR50
 from bayes_fer.models.layers import DropPath, Mlp, SqueezeExcite, TransformerBlock, biased_attention
 from bayes_fer.models.mobilefacenet import MobileFaceNet
@@ -60,6 +61,7 @@ class PosterConfig:
     layer_scale: float = 1e-5  # initial layer-scale of the stage residuals
     freeze_landmarks: bool = True  # frozen, eval-mode landmark net (as with published weights)
     input_size: int = NATIVE_SIZE  # side the network works at (a multiple of 16); 112 for published weights
+    fast_cpu_convs: bool = True  # CPU training by Winograd (IR-50) and patch products (embeddings); ~1e-5 relative
     extra: dict = field(default_factory=dict, compare=False)  # free-form notes carried in checkpoints
 
 
@@ -123,10 +125,16 @@ class CrossAttentionStage(nn.Module):
         return x.transpose(1, 2).reshape(B, C, H, W)
 
 
-def _token_embedding(in_ch: int, out_ch: int, strides: tuple[int, ...], kernel: int, gelu: bool) -> nn.Sequential:
+def _token_embedding(
+    in_ch: int, out_ch: int, strides: tuple[int, ...], kernel: int, gelu: bool, fast: bool
+) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, s in enumerate(strides):
-        layers.append(nn.Conv2d(in_ch if i == 0 else out_ch, out_ch, kernel, s, kernel // 2))
+        src = in_ch if i == 0 else out_ch
+        if kernel == 3 and s == 2:
+            layers.append(PatchConv2d(src, out_ch, fast=fast))
+        else:
+            layers.append(nn.Conv2d(src, out_ch, kernel, s, kernel // 2))
         if gelu:
             layers.append(nn.GELU())
     return nn.Sequential(*layers)
@@ -168,7 +176,7 @@ class PosterNet(LocalPyroModule):
         self.config = config
         dims = config.dims
         self.landmarks = MobileFaceNet(config.landmark_width, config.landmark_blocks)
-        self.backbone = IR50(dims, config.ir_depths, stem_width=dims[0])
+        self.backbone = IR50(dims, config.ir_depths, stem_width=dims[0], winograd=config.fast_cpu_convs)
         self.landmark_proj = nn.Conv2d(self.landmarks.widths[2], dims[2], 3, 1, 1)
         if self.landmarks.widths[:2] != dims[:2]:
             raise ValueError(f"landmark widths {self.landmarks.widths[:2]} must equal the stage dims {dims[:2]}")
@@ -184,9 +192,9 @@ class PosterNet(LocalPyroModule):
         E = config.embed_dim
         self.embed = nn.ModuleList(
             [
-                _token_embedding(dims[0], E, (2, 2), 3, config.embed_gelu),
-                _token_embedding(dims[1], E, (2,), 3, config.embed_gelu),
-                _token_embedding(dims[2], E, (1,), 1, config.embed_gelu),
+                _token_embedding(dims[0], E, (2, 2), 3, config.embed_gelu, config.fast_cpu_convs),
+                _token_embedding(dims[1], E, (2,), 3, config.embed_gelu, config.fast_cpu_convs),
+                _token_embedding(dims[2], E, (1,), 1, config.embed_gelu, config.fast_cpu_convs),
             ]
         )
         num_tokens = 3 * sizes[2] ** 2
