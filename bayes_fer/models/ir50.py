@@ -10,24 +10,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bayes_fer.models.layers import conv_bn
+from bayes_fer.models.layers import PReLU, conv_bn
 from bayes_fer.models.winograd import WinogradConv2d
 
 
 class IRUnit(nn.Module):
     """Pre-activation residual unit: BN, conv3x3, PReLU, conv3x3 (strided), BN, plus shortcut.
 
-    Its stride-1 convolutions train by Winograd on the CPU when ``winograd`` is set
-    (``bayes_fer.models.winograd``).
+    With ``fast``, its stride-1 convolutions train by Winograd on the CPU
+    (``bayes_fer.models.winograd``) and its PReLU by ``layers.PReLU``.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, winograd: bool = True) -> None:
+    def __init__(self, in_ch: int, out_ch: int, stride: int, fast: bool = True) -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_ch)
-        self.conv1 = WinogradConv2d(in_ch, out_ch, winograd)
-        self.prelu = nn.PReLU(out_ch)
+        self.conv1 = WinogradConv2d(in_ch, out_ch, fast)
+        self.prelu = PReLU(out_ch, fast)
         if stride == 1:
-            self.conv2: nn.Conv2d = WinogradConv2d(out_ch, out_ch, winograd)
+            self.conv2: nn.Conv2d = WinogradConv2d(out_ch, out_ch, fast)
         else:
             self.conv2 = nn.Conv2d(out_ch, out_ch, 3, stride, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_ch)
@@ -52,7 +52,7 @@ class IR50(nn.Module):
         widths: output channels of the stem and the three stages' units.
         depths: units per stage (IR-50 uses 3, 4, 14).
         stem_width: channels of the stem (64 in IR-50).
-        winograd: train the units' stride-1 convolutions by Winograd on the CPU.
+        fast: train by the CPU kernels of ``winograd`` and ``layers.PReLU``.
     """
 
     def __init__(
@@ -60,14 +60,16 @@ class IR50(nn.Module):
         widths: tuple[int, int, int] = (64, 128, 256),
         depths: tuple[int, int, int] = (3, 4, 14),
         stem_width: int = 64,
-        winograd: bool = True,
+        fast: bool = True,
     ) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, stem_width, 3, 1, 1, bias=False), nn.BatchNorm2d(stem_width), nn.PReLU(stem_width))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, stem_width, 3, 1, 1, bias=False), nn.BatchNorm2d(stem_width), PReLU(stem_width, fast)
+        )
         stages = []
         in_ch = stem_width
         for width, depth in zip(widths, depths):
-            units = [IRUnit(in_ch, width, 2, winograd)] + [IRUnit(width, width, 1, winograd) for _ in range(depth - 1)]
+            units = [IRUnit(in_ch, width, 2, fast)] + [IRUnit(width, width, 1, fast) for _ in range(depth - 1)]
             stages.append(nn.Sequential(*units))
             in_ch = width
         self.stages = nn.ModuleList(stages)

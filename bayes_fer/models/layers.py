@@ -24,7 +24,8 @@ def conv_bn(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> torch.Tenso
     shift = bn.bias - bn.running_mean * scale
     if conv.bias is not None:
         shift = shift + conv.bias * scale
-    return F.conv2d(x, weight, shift.to(weight.dtype), conv.stride, conv.padding, conv.dilation, conv.groups)
+    # The module's own convolution, so a Winograd layer folds too.
+    return conv._conv_forward(x, weight, shift.to(weight.dtype))
 
 
 class ScratchBuffers(threading.local):
@@ -43,28 +44,86 @@ class ScratchBuffers(threading.local):
         n = math.prod(shape)
         buf = self.buffers.get(role)
         if buf is None or buf.numel() < n or buf.dtype != dtype:
-            buf = self.buffers[role] = torch.empty(n, dtype=dtype)
+            # A normal tensor even under inference_mode, so training may write to it later.
+            with torch.inference_mode(False):
+                buf = self.buffers[role] = torch.empty(n, dtype=dtype)
         return buf[:n].view(shape)
 
     def clear(self) -> None:
         self.buffers.clear()
 
 
-def cpu_float32_training(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether a convolution is a float32 CPU pass that autograd will differentiate.
+def cpu_float32_eager(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether a layer runs eagerly on float32 CPU tensors, where our CPU kernels apply.
 
-    The CPU training kernels (``winograd``, ``im2col``) run only then; GPUs, inference,
-    ``torch.compile``, tracing and ONNX export keep PyTorch's own kernels.
+    ``torch.compile``, tracing and ONNX export keep PyTorch's own kernels, as do GPUs.
     """
     return (
         x.device.type == "cpu"
         and x.dtype == torch.float32 == weight.dtype
-        and torch.is_grad_enabled()
-        and (x.requires_grad or weight.requires_grad)
         and not torch.jit.is_tracing()
         and not torch.compiler.is_compiling()
         and not torch.onnx.is_in_onnx_export()
     )
+
+
+def cpu_float32_training(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """``cpu_float32_eager``, in a pass that autograd will differentiate."""
+    return cpu_float32_eager(x, weight) and torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+
+
+_SCRATCH = ScratchBuffers()
+
+
+class _PReLU(torch.autograd.Function):
+    """PReLU with a backward pass built from the CPU's fast elementwise kernels.
+
+    PyTorch's PReLU backward and ``torch.where`` take 20x the forward pass on a
+    channels-last CPU map (1.3 ms against 0.06 ms at 256 x 14 x 14, batch 8); a sign, a
+    clamp, in-place products and a column sum do the same in a third of the time.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        return F.prelu(x, weight)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_y: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        x, weight = ctx.saved_tensors
+        B, C, H, W = x.shape
+        # (B*H*W, C) views of channels-last maps: per-channel broadcasts and sums along rows
+        # run vectorized there, and far slower on the 4-D tensors.
+        x2 = x.permute(0, 2, 3, 1).reshape(-1, C)
+        g2 = grad_y.permute(0, 2, 3, 1).reshape(-1, C)
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            # 1 where x > 0, else the slope (x = 0 included, as PyTorch does).
+            g = torch.sign(x2).clamp_(min=0).mul_(1 - weight).add_(weight).mul_(g2)
+            grad_x = g.view(B, H, W, C).permute(0, 3, 1, 2)
+        if ctx.needs_input_grad[1]:
+            negative = torch.clamp(x2, max=0, out=_SCRATCH.get("prelu", x2.shape, x2.dtype))
+            grad_w = negative.mul_(g2).sum(0)
+        return grad_x, grad_w
+
+
+class PReLU(nn.PReLU):
+    """``nn.PReLU`` with one slope per channel whose CPU training backward pass is ``_PReLU``'s.
+
+    Args:
+        channels: slopes, one per channel.
+        fast: use ``_PReLU`` where ``cpu_float32_training`` holds.
+    """
+
+    def __init__(self, channels: int, fast: bool = True) -> None:
+        super().__init__(channels)
+        self.fast = fast
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fast and x.ndim == 4 and self.num_parameters == x.shape[1] and cpu_float32_training(x, self.weight):
+            return _PReLU.apply(x.contiguous(memory_format=torch.channels_last), self.weight)
+        return super().forward(x)
 
 
 #: Scores recomputed at once in the attention backward pass (8 MB of float32).

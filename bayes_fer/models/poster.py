@@ -61,7 +61,7 @@ class PosterConfig:
     layer_scale: float = 1e-5  # initial layer-scale of the stage residuals
     freeze_landmarks: bool = True  # frozen, eval-mode landmark net (as with published weights)
     input_size: int = NATIVE_SIZE  # side the network works at (a multiple of 16); 112 for published weights
-    fast_cpu_convs: bool = True  # CPU training by Winograd (IR-50) and patch products (embeddings); ~1e-5 relative
+    fast_cpu_training: bool = True  # CPU training kernels: Winograd convs, patch products, PReLU; ~1e-5 relative
     extra: dict = field(default_factory=dict, compare=False)  # free-form notes carried in checkpoints
 
 
@@ -176,7 +176,7 @@ class PosterNet(LocalPyroModule):
         self.config = config
         dims = config.dims
         self.landmarks = MobileFaceNet(config.landmark_width, config.landmark_blocks)
-        self.backbone = IR50(dims, config.ir_depths, stem_width=dims[0], winograd=config.fast_cpu_convs)
+        self.backbone = IR50(dims, config.ir_depths, stem_width=dims[0], fast=config.fast_cpu_training)
         self.landmark_proj = nn.Conv2d(self.landmarks.widths[2], dims[2], 3, 1, 1)
         if self.landmarks.widths[:2] != dims[:2]:
             raise ValueError(f"landmark widths {self.landmarks.widths[:2]} must equal the stage dims {dims[:2]}")
@@ -192,9 +192,9 @@ class PosterNet(LocalPyroModule):
         E = config.embed_dim
         self.embed = nn.ModuleList(
             [
-                _token_embedding(dims[0], E, (2, 2), 3, config.embed_gelu, config.fast_cpu_convs),
-                _token_embedding(dims[1], E, (2,), 3, config.embed_gelu, config.fast_cpu_convs),
-                _token_embedding(dims[2], E, (1,), 1, config.embed_gelu, config.fast_cpu_convs),
+                _token_embedding(dims[0], E, (2, 2), 3, config.embed_gelu, config.fast_cpu_training),
+                _token_embedding(dims[1], E, (2,), 3, config.embed_gelu, config.fast_cpu_training),
+                _token_embedding(dims[2], E, (1,), 1, config.embed_gelu, config.fast_cpu_training),
             ]
         )
         num_tokens = 3 * sizes[2] ** 2

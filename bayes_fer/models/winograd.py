@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bayes_fer.models.layers import ScratchBuffers, cpu_float32_training
+from bayes_fer.models.layers import ScratchBuffers, cpu_float32_eager
 
 #: Output block side: F(4x4, 3x3) reads 6x6 input tiles.
 BLOCK = 4
@@ -124,7 +124,7 @@ class _Winograd3x3(torch.autograd.Function):
     """conv2d(x, weight, padding=1) for channels-last float input; see the module docstring."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         out_t = _transforms(x.dtype)[2]
         B, C, H, W = x.shape
         Co = weight.shape[0]
@@ -136,6 +136,9 @@ class _Winograd3x3(torch.autograd.Function):
         blocks = _SCRATCH.get("blocks", (BLOCK * BLOCK, T * Co), x.dtype)
         torch.mm(out_t, m.view(TILE * TILE, T * Co), out=blocks)
         y = _blocks_to_map(blocks.view(BLOCK, BLOCK, B, th, tw, Co).permute(2, 3, 0, 4, 1, 5), H, W)
+        if bias is not None:
+            y += bias
+        ctx.has_bias = bias is not None
         # Both transforms are recomputed in the backward pass: keeping them costs fresh pages,
         # which measured slower than transforming again into the scratch buffers.
         ctx.save_for_backward(x, weight)
@@ -145,7 +148,7 @@ class _Winograd3x3(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_y: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def backward(ctx, grad_y: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, weight = ctx.saved_tensors
         in_t, filter_t, out_t = _transforms(weight.dtype)
         B, C, H, W, Co = ctx.geometry
@@ -180,15 +183,17 @@ class _Winograd3x3(torch.autograd.Function):
             acc[:, 1:, :2, 1:, :2] += tiles[:, :, BLOCK:, :, BLOCK:]
             full = acc.view(B, (th + 1) * BLOCK, (tw + 1) * BLOCK, C)
             grad_x = full[:, 1 : H + 1, 1 : W + 1].contiguous().permute(0, 3, 1, 2)
-        return grad_x, grad_w
+        grad_b = grad_y.sum((0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
 
 
-def winograd_conv3x3(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``F.conv2d(x, weight, padding=1)`` by Winograd F(4x4, 3x3) on the CPU, differentiable in both.
+def winograd_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.conv2d(x, weight, bias, padding=1)`` by Winograd F(4x4, 3x3) on the CPU, differentiable.
 
     Args:
         x: (B, C_in, H, W) floating-point CPU map; channels-last memory avoids two copies.
         weight: (C_out, C_in, 3, 3) filters.
+        bias: (C_out,) or None.
     """
     if x.device.type != "cpu" or weight.device.type != "cpu":
         raise ValueError(f"winograd_conv3x3 runs on the CPU, got tensors on {x.device} and {weight.device}; use F.conv2d elsewhere")
@@ -197,7 +202,7 @@ def winograd_conv3x3(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
             f"expected a (B, C, H, W) map and (C_out, C, 3, 3) filters, got {tuple(x.shape)} and "
             f"{tuple(weight.shape)}"
         )
-    return _Winograd3x3.apply(x.contiguous(memory_format=torch.channels_last), weight)
+    return _Winograd3x3.apply(x.contiguous(memory_format=torch.channels_last), weight, bias)
 
 
 #: Input channels from which Winograd beats the direct kernels on two AVX-512 cores
@@ -209,19 +214,20 @@ MIN_CHANNELS = 128
 class WinogradConv2d(nn.Conv2d):
     """A 3x3, stride-1, padding-1 ``nn.Conv2d`` that trains by Winograd F(4x4, 3x3) on the CPU.
 
-    Weights, state-dict keys and inference are those of ``nn.Conv2d``. The Winograd path
-    runs when ``winograd`` is set, the map has at least ``MIN_CHANNELS`` channels and
-    ``layers.cpu_float32_training`` holds (on GPUs cuDNN picks its own algorithms).
+    Weights and state-dict keys are those of ``nn.Conv2d``. The Winograd path runs, for
+    training and inference (BatchNorm-folded or not), when ``fast`` is set, the map has at
+    least ``MIN_CHANNELS`` channels and ``layers.cpu_float32_eager`` holds; on GPUs cuDNN
+    picks its own algorithms.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, winograd: bool = True) -> None:
+    def __init__(self, in_channels: int, out_channels: int, fast: bool = True) -> None:
         super().__init__(in_channels, out_channels, 3, 1, 1, bias=False)
-        self.winograd = winograd
+        self.fast = fast
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.winograd and x.shape[1] >= MIN_CHANNELS and cpu_float32_training(x, self.weight):
-            return winograd_conv3x3(x, self.weight)
-        return super().forward(x)
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if self.fast and x.shape[1] >= MIN_CHANNELS and cpu_float32_eager(x, weight):
+            return winograd_conv3x3(x, weight, bias)
+        return super()._conv_forward(x, weight, bias)
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", winograd={self.winograd}"
+        return super().extra_repr() + f", fast={self.fast}"

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from bayes_fer import create_model
 from bayes_fer.models import im2col, winograd
 from bayes_fer.models.im2col import PatchConv2d
-from bayes_fer.models.layers import ScratchBuffers
+from bayes_fer.models.layers import ScratchBuffers, conv_bn
 from bayes_fer.models.winograd import WinogradConv2d, winograd_conv3x3
 
 
@@ -67,22 +67,36 @@ def _count_calls(monkeypatch, module, name: str) -> list:
     return calls
 
 
-def test_winograd_conv_trains_by_winograd_and_infers_directly(monkeypatch):
+def test_winograd_conv_runs_where_it_pays_in_training_and_inference(monkeypatch):
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 16)
     calls = _count_calls(monkeypatch, winograd, "winograd_conv3x3")
     conv = WinogradConv2d(16, 16).to(memory_format=torch.channels_last)
     x = _channels_last(2, 16, 12, 12)
     direct = F.conv2d(x, conv.weight, padding=1)
-    trained = conv(x.requires_grad_())
-    assert len(calls) == 1
-    torch.testing.assert_close(trained, direct, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(conv(x.requires_grad_()), direct, rtol=1e-4, atol=1e-5)
+    with torch.inference_mode():
+        torch.testing.assert_close(conv(x), direct, rtol=1e-4, atol=1e-5)
+    assert len(calls) == 2
+    narrow = WinogradConv2d(8, 8)  # fewer channels than MIN_CHANNELS
+    x8 = torch.randn(1, 8, 8, 8, requires_grad=True)
+    assert torch.equal(narrow(x8), F.conv2d(x8, narrow.weight, padding=1))
+    off = WinogradConv2d(16, 16, fast=False)
+    assert torch.equal(off(x), F.conv2d(x, off.weight, padding=1))
+    assert len(calls) == 2
+
+
+def test_batchnorm_folds_into_a_winograd_conv_in_eval(monkeypatch):
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 16)
+    calls = _count_calls(monkeypatch, winograd, "winograd_conv3x3")
+    conv, bn = WinogradConv2d(16, 24), torch.nn.BatchNorm2d(24)
+    bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2), bn.weight.data.uniform_(0.5, 2)
+    bn.eval()
+    x = _channels_last(2, 16, 14, 14)
     with torch.no_grad():
-        assert torch.equal(conv(x), direct)  # inference: the direct kernels, bit for bit
-    narrow = WinogradConv2d(8, 8)
-    narrow(torch.randn(1, 8, 8, 8, requires_grad=True))  # fewer channels than MIN_CHANNELS
-    off = WinogradConv2d(16, 16, winograd=False)
-    off(x)
+        folded = conv_bn(x, conv, bn)
+        expected = bn(F.conv2d(x, conv.weight, padding=1))
     assert len(calls) == 1
+    torch.testing.assert_close(folded, expected, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("side,bias", [(14, True), (7, False), (28, True)])
@@ -126,7 +140,7 @@ def test_patch_conv_runs_only_for_wide_outputs(monkeypatch):
 def test_network_gradients_with_the_cpu_kernels_match_float64():
     torch.manual_seed(0)
     fast = create_model("poster_var").train()
-    exact = create_model("poster_var", fast_cpu_convs=False).train()
+    exact = create_model("poster_var", fast_cpu_training=False).train()
     assert fast.state_dict().keys() == exact.state_dict().keys()
     exact.load_state_dict(fast.state_dict())
     exact.double()
