@@ -12,9 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bayes_fer.models.layers import ScratchBuffers, cpu_float32_training
-
-_SCRATCH = ScratchBuffers()
+from bayes_fer.models.layers import SCRATCH, cpu_float32_training, padded_nhwc
 
 #: Output channels from which the patch product beats the direct kernels (forward and
 #: backward at batch 8: 1.46x for 768 -> 768 at 14x14, 1.25x for 128 -> 768; 0.88x for
@@ -26,15 +24,10 @@ def _patches(x: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
     """The zero-padded 3x3 patches at stride 2 of a (B, C, H, W) map: (B * out_h * out_w, 9 * C), in scratch."""
     B, C, H, W = x.shape
     Hp, Wp = 2 * out_h + 1, 2 * out_w + 1
-    padded = _SCRATCH.get("padded", (B, Hp, Wp, C), x.dtype)
-    padded[:, :1].zero_()
-    padded[:, H + 1 :].zero_()
-    padded[:, :, :1].zero_()
-    padded[:, :, W + 1 :].zero_()
-    padded[:, 1 : H + 1, 1 : W + 1].copy_(x.permute(0, 2, 3, 1))
+    padded = padded_nhwc(x, Hp, Wp)
     row = Wp * C
     view = padded.as_strided((B, out_h, out_w, 3, 3, C), (Hp * row, 2 * row, 2 * C, row, C, 1))
-    cols = _SCRATCH.get("patches", (B * out_h * out_w, 9 * C), x.dtype)
+    cols = SCRATCH.get("patches", (B * out_h * out_w, 9 * C), x.dtype)
     cols.view(view.shape).copy_(view)
     return cols
 
@@ -74,9 +67,9 @@ class _PatchConv3x3s2(torch.autograd.Function):
             grad_b = g.sum(0)
         if ctx.needs_input_grad[0]:
             w = weight.permute(0, 2, 3, 1).reshape(Co, 9 * C)
-            grad_cols = torch.mm(g, w, out=_SCRATCH.get("patches", (B * out_h * out_w, 9 * C), w.dtype))
+            grad_cols = torch.mm(g, w, out=SCRATCH.get("patches", (B * out_h * out_w, 9 * C), w.dtype))
             grad_cols = grad_cols.view(B, out_h, out_w, 3, 3, C)
-            padded = _SCRATCH.get("padded", (B, 2 * out_h + 1, 2 * out_w + 1, C), w.dtype).zero_()
+            padded = SCRATCH.get("padded", (B, 2 * out_h + 1, 2 * out_w + 1, C), w.dtype).zero_()
             for i in range(3):
                 for j in range(3):
                     padded[:, i : i + 2 * out_h : 2, j : j + 2 * out_w : 2] += grad_cols[:, :, :, i, j]

@@ -72,7 +72,21 @@ def cpu_float32_training(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return cpu_float32_eager(x, weight) and torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
 
 
-_SCRATCH = ScratchBuffers()
+#: The scratch buffers of the CPU training kernels (``SCRATCH.clear()`` frees them).
+SCRATCH = ScratchBuffers()
+
+
+def padded_nhwc(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """A channels-last map as (B, height, width, C) in scratch: one zero row and column
+    before it, zeros after it."""
+    B, C, H, W = x.shape
+    padded = SCRATCH.get("padded", (B, height, width, C), x.dtype)
+    padded[:, :1].zero_()
+    padded[:, H + 1 :].zero_()
+    padded[:, :, :1].zero_()
+    padded[:, :, W + 1 :].zero_()
+    padded[:, 1 : H + 1, 1 : W + 1].copy_(x.permute(0, 2, 3, 1))
+    return padded
 
 
 class _PReLU(torch.autograd.Function):
@@ -103,7 +117,7 @@ class _PReLU(torch.autograd.Function):
             g = torch.sign(x2).clamp_(min=0).mul_(1 - weight).add_(weight).mul_(g2)
             grad_x = g.view(B, H, W, C).permute(0, 3, 1, 2)
         if ctx.needs_input_grad[1]:
-            negative = torch.clamp(x2, max=0, out=_SCRATCH.get("prelu", x2.shape, x2.dtype))
+            negative = torch.clamp(x2, max=0, out=SCRATCH.get("prelu", x2.shape, x2.dtype))
             grad_w = negative.mul_(g2).sum(0)
         return grad_x, grad_w
 

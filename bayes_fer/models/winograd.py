@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bayes_fer.models.layers import ScratchBuffers, cpu_float32_eager
+from bayes_fer.models.layers import SCRATCH, cpu_float32_eager, padded_nhwc
 
 #: Output block side: F(4x4, 3x3) reads 6x6 input tiles.
 BLOCK = 4
@@ -62,24 +62,16 @@ def _transforms(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.T
     return tuple(torch.kron(a, a).to(dtype) for a in (bt, g, at))  # type: ignore[return-value]
 
 
-_SCRATCH = ScratchBuffers()
-
-
 def _input_transform(x: torch.Tensor, tiles_h: int, tiles_w: int, out: torch.Tensor) -> torch.Tensor:
     """Winograd-domain tiles of a channels-last (B, C, H, W) map: (36, B * tiles_h * tiles_w, C)."""
     B, C, H, W = x.shape
     Hp, Wp = BLOCK * tiles_h + 2, BLOCK * tiles_w + 2
-    padded = _SCRATCH.get("padded", (B, Hp, Wp, C), x.dtype)
-    padded[:, :1].zero_()
-    padded[:, H + 1 :].zero_()
-    padded[:, :, :1].zero_()
-    padded[:, :, W + 1 :].zero_()
-    padded[:, 1 : H + 1, 1 : W + 1].copy_(x.permute(0, 2, 3, 1))
+    padded = padded_nhwc(x, Hp, Wp)
     row, col = Wp * C, C
     # 6x6 tiles at stride 4, gathered position-major: (6, 6, B, tiles_h, tiles_w, C).
     view = padded.as_strided((TILE, TILE, B, tiles_h, tiles_w, C), (row, col, Hp * row, BLOCK * row, BLOCK * col, 1))
     T = B * tiles_h * tiles_w
-    tiles = _SCRATCH.get("tiles", (TILE * TILE, T * C), x.dtype)
+    tiles = SCRATCH.get("tiles", (TILE * TILE, T * C), x.dtype)
     tiles.view(view.shape).copy_(view)
     in_t = _transforms(x.dtype)[0]
     return torch.mm(in_t, tiles, out=out.view(TILE * TILE, T * C)).view(TILE * TILE, T, C)
@@ -90,7 +82,7 @@ def _filter_transform(weight: torch.Tensor) -> torch.Tensor:
     Co, C = weight.shape[:2]
     # Channels-last filters are (Co, 3, 3, C) in memory: transform them without a copy.
     w = weight.permute(0, 2, 3, 1).reshape(Co, 9, C)
-    u = _SCRATCH.get("filters", (Co, TILE * TILE, C), weight.dtype)
+    u = SCRATCH.get("filters", (Co, TILE * TILE, C), weight.dtype)
     return torch.matmul(_transforms(weight.dtype)[1], w, out=u)
 
 
@@ -101,7 +93,7 @@ def _blocks_to_map(blocks: torch.Tensor, H: int, W: int) -> torch.Tensor:
     if th * BLOCK == H and tw * BLOCK == W:
         out.view(blocks.shape).copy_(blocks)
         return out
-    whole = _SCRATCH.get("whole_blocks", (B, th * BLOCK, tw * BLOCK, C), blocks.dtype)
+    whole = SCRATCH.get("whole_blocks", (B, th * BLOCK, tw * BLOCK, C), blocks.dtype)
     whole.view(blocks.shape).copy_(blocks)
     return out.copy_(whole[:, :H, :W])
 
@@ -113,7 +105,7 @@ def _map_to_blocks(x: torch.Tensor, blocks: torch.Tensor) -> None:
     if th * BLOCK == H and tw * BLOCK == W:
         blocks.copy_(x.view(blocks.shape))
         return
-    whole = _SCRATCH.get("whole_blocks", (B, th * BLOCK, tw * BLOCK, C), x.dtype)
+    whole = SCRATCH.get("whole_blocks", (B, th * BLOCK, tw * BLOCK, C), x.dtype)
     whole[:, H:].zero_()
     whole[:, :H, W:].zero_()
     whole[:, :H, :W].copy_(x)
@@ -130,10 +122,10 @@ class _Winograd3x3(torch.autograd.Function):
         Co = weight.shape[0]
         th, tw = -(-H // BLOCK), -(-W // BLOCK)
         T = B * th * tw
-        v = _input_transform(x, th, tw, _SCRATCH.get("v", (TILE * TILE, T, C), x.dtype))
+        v = _input_transform(x, th, tw, SCRATCH.get("v", (TILE * TILE, T, C), x.dtype))
         u = _filter_transform(weight)
-        m = torch.bmm(v, u.permute(1, 2, 0), out=_SCRATCH.get("products", (TILE * TILE, T, Co), x.dtype))
-        blocks = _SCRATCH.get("blocks", (BLOCK * BLOCK, T * Co), x.dtype)
+        m = torch.bmm(v, u.permute(1, 2, 0), out=SCRATCH.get("products", (TILE * TILE, T, Co), x.dtype))
+        blocks = SCRATCH.get("blocks", (BLOCK * BLOCK, T * Co), x.dtype)
         torch.mm(out_t, m.view(TILE * TILE, T * Co), out=blocks)
         y = _blocks_to_map(blocks.view(BLOCK, BLOCK, B, th, tw, Co).permute(2, 3, 0, 4, 1, 5), H, W)
         if bias is not None:
@@ -155,26 +147,26 @@ class _Winograd3x3(torch.autograd.Function):
         th, tw = -(-H // BLOCK), -(-W // BLOCK)
         T = B * th * tw
         dtype = weight.dtype
-        g = _SCRATCH.get("grad_blocks", (BLOCK, BLOCK, B, th, tw, Co), dtype)
+        g = SCRATCH.get("grad_blocks", (BLOCK, BLOCK, B, th, tw, Co), dtype)
         _map_to_blocks(grad_y.permute(0, 2, 3, 1), g.permute(2, 3, 0, 4, 1, 5))
-        gm = _SCRATCH.get("grad_products", (TILE * TILE, T, Co), dtype)
+        gm = SCRATCH.get("grad_products", (TILE * TILE, T, Co), dtype)
         torch.mm(out_t.t(), g.view(BLOCK * BLOCK, T * Co), out=gm.view(TILE * TILE, T * Co))
-        v = _input_transform(x, th, tw, _SCRATCH.get("v", (TILE * TILE, T, C), dtype))
+        v = _input_transform(x, th, tw, SCRATCH.get("v", (TILE * TILE, T, C), dtype))
         grad_w = None
         if ctx.needs_input_grad[1]:
-            gu = torch.bmm(gm.transpose(1, 2), v, out=_SCRATCH.get("grad_filters", (TILE * TILE, Co, C), dtype))
+            gu = torch.bmm(gm.transpose(1, 2), v, out=SCRATCH.get("grad_filters", (TILE * TILE, Co, C), dtype))
             grad_w = torch.matmul(filter_t.t(), gu.transpose(0, 1))  # (Co, 9, C)
             # The (Co, C, 3, 3) view of a channels-last gradient, the layout of the filters.
             grad_w = grad_w.view(Co, 3, 3, C).permute(0, 3, 1, 2)
         grad_x = None
         if ctx.needs_input_grad[0]:
             u = _filter_transform(weight)
-            gv = torch.bmm(gm, u.transpose(0, 1), out=_SCRATCH.get("grad_v", (TILE * TILE, T, C), dtype))
-            tiles = _SCRATCH.get("tiles", (TILE * TILE, T * C), dtype)
+            gv = torch.bmm(gm, u.transpose(0, 1), out=SCRATCH.get("grad_v", (TILE * TILE, T, C), dtype))
+            tiles = SCRATCH.get("tiles", (TILE * TILE, T * C), dtype)
             torch.mm(in_t.t(), gv.view(TILE * TILE, T * C), out=tiles)
             tiles = tiles.view(TILE, TILE, B, th, tw, C).permute(2, 3, 0, 4, 1, 5)  # (B, th, 6, tw, 6, C)
             # Tiles overlap their neighbours by two rows and two columns: add the overlaps.
-            acc = _SCRATCH.get("padded", (B, th + 1, BLOCK, tw + 1, BLOCK, C), dtype)
+            acc = SCRATCH.get("padded", (B, th + 1, BLOCK, tw + 1, BLOCK, C), dtype)
             acc[:, :th, :, :tw] = tiles[:, :, :BLOCK, :, :BLOCK]
             acc[:, th:].zero_()
             acc[:, :th, :, tw:].zero_()
