@@ -69,6 +69,7 @@ def _count_calls(monkeypatch, module, name: str) -> list:
 
 def test_winograd_conv_runs_where_it_pays_in_training_and_inference(monkeypatch):
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 16)
+    monkeypatch.setattr(winograd, "MIN_TILES", 18)
     calls = _count_calls(monkeypatch, winograd, "winograd_conv3x3")
     conv = WinogradConv2d(16, 16).to(memory_format=torch.channels_last)
     x = _channels_last(2, 16, 12, 12)
@@ -78,8 +79,10 @@ def test_winograd_conv_runs_where_it_pays_in_training_and_inference(monkeypatch)
         torch.testing.assert_close(conv(x), direct, rtol=1e-4, atol=1e-5)
     assert len(calls) == 2
     narrow = WinogradConv2d(8, 8)  # fewer channels than MIN_CHANNELS
-    x8 = torch.randn(1, 8, 8, 8, requires_grad=True)
+    x8 = torch.randn(2, 8, 12, 12, requires_grad=True)
     assert torch.equal(narrow(x8), F.conv2d(x8, narrow.weight, padding=1))
+    small = x[:1]  # 9 tiles, fewer than MIN_TILES
+    assert torch.equal(conv(small), F.conv2d(small, conv.weight, padding=1))
     off = WinogradConv2d(16, 16, fast=False)
     assert torch.equal(off(x), F.conv2d(x, off.weight, padding=1))
     assert len(calls) == 2
@@ -87,6 +90,7 @@ def test_winograd_conv_runs_where_it_pays_in_training_and_inference(monkeypatch)
 
 def test_batchnorm_folds_into_a_winograd_conv_in_eval(monkeypatch):
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 16)
+    monkeypatch.setattr(winograd, "MIN_TILES", 1)
     calls = _count_calls(monkeypatch, winograd, "winograd_conv3x3")
     conv, bn = WinogradConv2d(16, 24), torch.nn.BatchNorm2d(24)
     bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2), bn.weight.data.uniform_(0.5, 2)
@@ -137,7 +141,9 @@ def test_patch_conv_runs_only_for_wide_outputs(monkeypatch):
     assert len(calls) == 1
 
 
-def test_network_gradients_with_the_cpu_kernels_match_float64():
+def test_network_gradients_with_the_cpu_kernels_match_float64(monkeypatch):
+    monkeypatch.setattr(winograd, "MIN_TILES", 1)  # two images: too few tiles to pay, but test it
+    calls = _count_calls(monkeypatch, winograd, "winograd_conv3x3")
     torch.manual_seed(0)
     fast = create_model("poster_var").train()
     exact = create_model("poster_var", fast_cpu_training=False).train()
@@ -152,6 +158,7 @@ def test_network_gradients_with_the_cpu_kernels_match_float64():
         loss.backward()
         losses.append(loss.item())
         grads.append({n: p.grad.double() for n, p in net.named_parameters() if p.grad is not None})
+    assert len(calls) == 33  # IR-50's stride-1 convolutions with 128 channels or more
     assert abs(losses[0] - losses[1]) < 1e-5
     assert grads[0].keys() == grads[1].keys()
     diff = sum(((grads[0][n] - g) ** 2).sum() for n, g in grads[1].items()) ** 0.5

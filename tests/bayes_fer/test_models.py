@@ -62,6 +62,27 @@ def test_every_stage_matches_reference(parity):
         assert err < 1e-4, f"stage {key}: max abs error {err:.2e}"
 
 
+def test_winograd_inference_matches_reference(parity, monkeypatch):
+    # Winograd serves inference from MIN_TILES tiles (8 images); force it on the fixture's two.
+    from bayes_fer.models import winograd
+
+    name, _, state_dict, fixture, _, _ = parity
+    monkeypatch.setattr(winograd, "MIN_TILES", 1)
+    calls = []
+    real = winograd.winograd_conv3x3
+    monkeypatch.setattr(winograd, "winograd_conv3x3", lambda *a: calls.append(1) or real(*a))
+    model = create_model(name, checkpoint=state_dict).eval()
+    taps: dict = {}
+    with torch.inference_mode():
+        loc = model(fixture["input"])[0]
+        model.forward_features(fixture["input"], taps)
+    assert calls
+    assert (loc - fixture["loc"]).abs().max() < 2e-5  # measured 1.0e-6 (direct kernels: 5.7e-7)
+    for key, expected in fixture["stages"].items():
+        got = taps[key] if taps[key].shape == expected.shape else taps[key].flatten(2).transpose(1, 2)
+        assert (got - expected).abs().max() < 1e-4, key  # worst measured 5.4e-5 (direct: 1.1e-5)
+
+
 def test_reference_checkpoint_wrapped_and_prefixed(parity):
     name, _, state_dict, fixture, _, (loc, *_rest) = parity
     wrapped = {"state_dict": {f"module.{k}": v for k, v in state_dict.items()}, "optimizer": {}}
