@@ -105,7 +105,7 @@ def _map_to_blocks(x: torch.Tensor, blocks: torch.Tensor) -> None:
     B, H, W, C = x.shape
     th, tw = blocks.shape[1], blocks.shape[3]
     if th * BLOCK == H and tw * BLOCK == W:
-        blocks.copy_(x.view(blocks.shape))
+        blocks.copy_(x.reshape(blocks.shape))  # a view when x is channels-last
         return
     whole = SCRATCH.get("whole_blocks", (B, th * BLOCK, tw * BLOCK, C), x.dtype)
     whole[:, H:].zero_()

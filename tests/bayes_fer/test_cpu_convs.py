@@ -178,3 +178,14 @@ def test_scratch_buffers_grow_and_are_reused():
     assert scratch.get("tiles", (8, 8), torch.float64).dtype == torch.float64
     scratch.clear()
     assert not scratch.buffers
+
+
+def test_winograd_takes_gradients_in_either_memory_format():
+    x = _channels_last(2, 8, 16, 16).requires_grad_()
+    w = torch.randn(8, 8, 3, 3, requires_grad=True)
+    grad_y = torch.randn(2, 8, 16, 16)  # contiguous: not the output's channels-last layout
+    y = winograd_conv3x3(x, w)
+    plain = torch.autograd.grad(y, (x, w), grad_y, retain_graph=True)
+    last = torch.autograd.grad(y, (x, w), grad_y.contiguous(memory_format=torch.channels_last))
+    for a, b in zip(plain, last):
+        torch.testing.assert_close(a, b)
