@@ -40,7 +40,10 @@ class IRUnit(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # bn1 precedes a zero-padded conv, so it does not fold exactly; bn2 and the shortcut's BN do.
         res = conv_bn(self.prelu(self.conv1(self.bn1(x))), self.conv2, self.bn2)
-        short = conv_bn(x, self.shortcut[0], self.shortcut[1]) if isinstance(self.shortcut, nn.Sequential) else self.shortcut(x)
+        if isinstance(self.shortcut, nn.Sequential):
+            short = conv_bn(x, self.shortcut[0], self.shortcut[1])
+        else:
+            short = self.shortcut(x)
         # In place: neither BatchNorm nor the convolution keeps its output for the backward
         # pass, and a fresh map per unit costs the CPU a page fault per 4 kB.
         return res.add_(short)

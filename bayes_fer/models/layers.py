@@ -29,7 +29,7 @@ def conv_bn(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> torch.Tenso
 
 
 class ScratchBuffers(threading.local):
-    """Transient buffers of the CPU training kernels, one per role, kept between calls.
+    """Transient buffers of our CPU kernels, one per role, kept between calls.
 
     A layer's tile or patch tensors are several MB each. glibc serves blocks that size
     with fresh pages, and faulting them in on every call cost more than some of the
@@ -53,18 +53,20 @@ class ScratchBuffers(threading.local):
         self.buffers.clear()
 
 
-def cpu_float32_eager(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether a layer runs eagerly on float32 CPU tensors, where our CPU kernels apply.
-
-    ``torch.compile``, tracing and ONNX export keep PyTorch's own kernels, as do GPUs.
-    """
+def cpu_eager(x: torch.Tensor) -> bool:
+    """Whether ``x`` is on the CPU and runs eagerly: not under ``torch.compile``, tracing or
+    ONNX export, which must see PyTorch's own operations."""
     return (
         x.device.type == "cpu"
-        and x.dtype == torch.float32 == weight.dtype
         and not torch.jit.is_tracing()
         and not torch.compiler.is_compiling()
         and not torch.onnx.is_in_onnx_export()
     )
+
+
+def cpu_float32_eager(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """``cpu_eager`` on float32 tensors: where our CPU kernels apply (GPUs keep PyTorch's)."""
+    return x.dtype == torch.float32 == weight.dtype and cpu_eager(x)
 
 
 def cpu_float32_training(x: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -72,7 +74,7 @@ def cpu_float32_training(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return cpu_float32_eager(x, weight) and torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
 
 
-#: The scratch buffers of the CPU training kernels (``SCRATCH.clear()`` frees them).
+#: The scratch buffers of our CPU kernels (``SCRATCH.clear()`` frees them).
 SCRATCH = ScratchBuffers()
 
 
@@ -89,12 +91,18 @@ def padded_nhwc(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return padded
 
 
+def unpadded_nchw(padded: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """The inverse of ``padded_nhwc``: a new channels-last (B, C, H, W) map of its interior."""
+    return padded[:, 1 : H + 1, 1 : W + 1].contiguous().permute(0, 3, 1, 2)
+
+
 class _PReLU(torch.autograd.Function):
     """PReLU with a backward pass built from the CPU's fast elementwise kernels.
 
     PyTorch's PReLU backward and ``torch.where`` take 20x the forward pass on a
     channels-last CPU map (1.3 ms against 0.06 ms at 256 x 14 x 14, batch 8); a sign, a
-    clamp, in-place products and a column sum do the same in a third of the time.
+    clamp, in-place products and a column sum do the same work (forward and backward at
+    64 x 112 x 112: 15.4 ms against 27.8).
     """
 
     @staticmethod

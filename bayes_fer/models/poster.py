@@ -28,7 +28,7 @@ from torch import nn
 
 from bayes_fer.models.im2col import PatchConv2d
 from bayes_fer.models.ir50 import IR50
-from bayes_fer.models.layers import DropPath, Mlp, SqueezeExcite, TransformerBlock, biased_attention
+from bayes_fer.models.layers import DropPath, Mlp, SqueezeExcite, TransformerBlock, biased_attention, cpu_eager
 from bayes_fer.models.mobilefacenet import MobileFaceNet
 from bayes_fer.pyro_scope import LocalPyroModule
 
@@ -307,13 +307,7 @@ class PosterNet(LocalPyroModule):
 
     def _inference_chunk(self, images: torch.Tensor) -> int:
         """Images per pass for CPU inference on a large batch; 0 to run the batch whole."""
-        if (
-            images.device.type != "cpu"
-            or torch.is_grad_enabled()
-            or torch.jit.is_tracing()
-            or torch.compiler.is_compiling()
-            or torch.onnx.is_in_onnx_export()
-        ):
+        if torch.is_grad_enabled() or not cpu_eager(images):
             return 0
         # The largest map is the backbone stem's, at the network's input side.
         per_image = self.backbone.stem[0].out_channels * self.config.input_size**2 * images.element_size()

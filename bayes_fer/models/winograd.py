@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bayes_fer.models.layers import SCRATCH, cpu_float32_eager, padded_nhwc
+from bayes_fer.models.layers import SCRATCH, cpu_float32_eager, padded_nhwc, unpadded_nchw
 
 #: Output block side: F(4x4, 3x3) reads 6x6 input tiles.
 BLOCK = 4
@@ -54,6 +54,11 @@ _OUTPUT_T = [  # A^T (4, 6)
     [0, 1, 1, 4, 4, 0],
     [0, 1, -1, 8, -8, 1],
 ]
+
+
+def _tile_grid(H: int, W: int) -> tuple[int, int]:
+    """4x4 output blocks down and across an H x W map, the last ones partial."""
+    return -(-H // BLOCK), -(-W // BLOCK)
 
 
 @functools.lru_cache(maxsize=None)
@@ -122,7 +127,7 @@ class _Winograd3x3(torch.autograd.Function):
         out_t = _transforms(x.dtype)[2]
         B, C, H, W = x.shape
         Co = weight.shape[0]
-        th, tw = -(-H // BLOCK), -(-W // BLOCK)
+        th, tw = _tile_grid(H, W)
         T = B * th * tw
         v = _input_transform(x, th, tw, SCRATCH.get("v", (TILE * TILE, T, C), x.dtype))
         u = _filter_transform(weight)
@@ -146,7 +151,7 @@ class _Winograd3x3(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         in_t, filter_t, out_t = _transforms(weight.dtype)
         B, C, H, W, Co = ctx.geometry
-        th, tw = -(-H // BLOCK), -(-W // BLOCK)
+        th, tw = _tile_grid(H, W)
         T = B * th * tw
         dtype = weight.dtype
         g = SCRATCH.get("grad_blocks", (BLOCK, BLOCK, B, th, tw, Co), dtype)
@@ -175,8 +180,7 @@ class _Winograd3x3(torch.autograd.Function):
             acc[:, :th, :, 1:, :2] += tiles[:, :, :BLOCK, :, BLOCK:]
             acc[:, 1:, :2, :tw] += tiles[:, :, BLOCK:, :, :BLOCK]
             acc[:, 1:, :2, 1:, :2] += tiles[:, :, BLOCK:, :, BLOCK:]
-            full = acc.view(B, (th + 1) * BLOCK, (tw + 1) * BLOCK, C)
-            grad_x = full[:, 1 : H + 1, 1 : W + 1].contiguous().permute(0, 3, 1, 2)
+            grad_x = unpadded_nchw(acc.view(B, (th + 1) * BLOCK, (tw + 1) * BLOCK, C), H, W)
         grad_b = grad_y.sum((0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return grad_x, grad_w, grad_b
 
@@ -190,7 +194,10 @@ def winograd_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
         bias: (C_out,) or None.
     """
     if x.device.type != "cpu" or weight.device.type != "cpu":
-        raise ValueError(f"winograd_conv3x3 runs on the CPU, got tensors on {x.device} and {weight.device}; use F.conv2d elsewhere")
+        raise ValueError(
+            f"winograd_conv3x3 runs on the CPU, got tensors on {x.device} and {weight.device}; "
+            "use F.conv2d elsewhere"
+        )
     if x.ndim != 4 or weight.shape[1:] != (x.shape[1], 3, 3):
         raise ValueError(
             f"expected a (B, C, H, W) map and (C_out, C, 3, 3) filters, got {tuple(x.shape)} and "
@@ -224,8 +231,8 @@ class WinogradConv2d(nn.Conv2d):
 
     def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         B, C, H, W = x.shape
-        tiles = B * -(-H // BLOCK) * -(-W // BLOCK)
-        if self.fast and C >= MIN_CHANNELS and tiles >= MIN_TILES and cpu_float32_eager(x, weight):
+        th, tw = _tile_grid(H, W)
+        if self.fast and C >= MIN_CHANNELS and B * th * tw >= MIN_TILES and cpu_float32_eager(x, weight):
             return winograd_conv3x3(x, weight, bias)
         return super()._conv_forward(x, weight, bias)
 
